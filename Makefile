@@ -1,0 +1,40 @@
+# Telemetry Adapter: every developer and CI command. Each target creates .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
+
+.PHONY: test lint migrate clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## test: every test (unit, integration against PostgreSQL and moto, infrastructure)
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy functions tests
+
+## migrate: apply the SQL migrations to the database DATABASE_URL names
+migrate: $(STAMP)
+	$(PY) -m telemetry_adapter.ledger.migrate
+
+clean:
+	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+# --- infrastructure (issue 3) ---
+
+# --- local stack (issue 4) ---
+
+# --- benchmarks (issue 6) ---
+
+# --- chaos (issue 7) ---
