@@ -1,0 +1,6 @@
+"""Developer kit: tools shared by the tests, ``make run``, ``make bench`` and ``make chaos``.
+
+Never deployed (the Lambda asset is ``functions/`` only). Holds the sensor fleet emulator, Lambda-shaped
+SQS events and contexts, a stream reader, fault injection at the Kinesis boundary, and the
+PostgreSQL provisioning (the machine's server or an embedded one).
+"""

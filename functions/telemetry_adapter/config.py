@@ -1,0 +1,115 @@
+"""Configuration read from the environment and validated once, at start-up.
+
+A bad value fails fast with a :class:`ConfigurationError` that names the variable, so a broken
+deployment shows up in the first invocation's log instead of as odd behaviour later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+KIB = 1024
+
+
+class ConfigurationError(ValueError):
+    """An environment variable is missing or holds an invalid value."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Validation limits. Defaults are safe for production; each is an environment variable."""
+
+    max_body_bytes: int = MIB
+    """Largest accepted submission, decoded (``MAX_BODY_BYTES``; 1 MiB is the SQS maximum)."""
+    max_events: int = 10_000
+    """Most events in one submission (``MAX_EVENTS_PER_SUBMISSION``)."""
+    max_cmdl_chars: int = 32 * KIB
+    """Longest ``cmdl`` in characters (``MAX_CMDL_CHARS``)."""
+    max_string_chars: int = KIB
+    """Longest other string field in characters (``MAX_STRING_CHARS``)."""
+    max_depth: int = 32
+    """Deepest JSON nesting accepted anywhere in the document (``MAX_NESTING_DEPTH``)."""
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """How the Kinesis publisher retries and how much of the invocation it may use."""
+
+    safety_margin_ms: int = 10_000
+    """Stop starting Kinesis calls when less than this remains (``TIME_BUDGET_MARGIN_MS``)."""
+    default_budget_ms: int = 60_000
+    """Budget when no Lambda context gives one, e.g. a local poller (``DEFAULT_BUDGET_MS``)."""
+    max_concurrency: int = 4
+    """PutRecords calls in flight at once, on disjoint submissions (``PUBLISH_CONCURRENCY``)."""
+    max_attempts: int = 10
+    """Attempts per record within one invocation before its submission is left for redelivery
+    (``PUBLISH_MAX_ATTEMPTS``)."""
+    backoff_base_ms: int = 50
+    """First retry waits up to this long; each further failure doubles it (``BACKOFF_BASE_MS``)."""
+    backoff_cap_ms: int = 2_000
+    """Longest wait between retries of one record (``BACKOFF_CAP_MS``)."""
+    lease_grace_seconds: int = 30
+    """How long a claim outlives the invocation's own deadline (``LEASE_GRACE_SECONDS``)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processor reads from its environment."""
+
+    stream_name: str
+    limits: Limits = field(default_factory=Limits)
+    publish: PublishSettings = field(default_factory=PublishSettings)
+    retention_days: int = 14
+    """Ledger rows older than this are deleted by the clean-up (``LEDGER_RETENTION_DAYS``). It must
+    cover the queue's message retention (4 days by default, 14 at most) so a late redelivery is still
+    recognised as a duplicate."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the processor settings; raise ConfigurationError naming the variable."""
+        source = os.environ if env is None else env
+        limits = Limits(
+            max_body_bytes=_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
+            max_events=_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
+            max_cmdl_chars=_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, MIB),
+            max_string_chars=_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, MIB),
+            max_depth=_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
+        )
+        publish = PublishSettings(
+            safety_margin_ms=_int(source, "TIME_BUDGET_MARGIN_MS", PublishSettings.safety_margin_ms, 0, 600_000),
+            default_budget_ms=_int(source, "DEFAULT_BUDGET_MS", PublishSettings.default_budget_ms, 1, 900_000),
+            max_concurrency=_int(source, "PUBLISH_CONCURRENCY", PublishSettings.max_concurrency, 1, 64),
+            max_attempts=_int(source, "PUBLISH_MAX_ATTEMPTS", PublishSettings.max_attempts, 1, 1_000),
+            backoff_base_ms=_int(source, "BACKOFF_BASE_MS", PublishSettings.backoff_base_ms, 0, 60_000),
+            backoff_cap_ms=_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
+            lease_grace_seconds=_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
+        )
+        return cls(
+            stream_name=_required(source, "STREAM_NAME"),
+            limits=limits,
+            publish=publish,
+            retention_days=_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name} is required and not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value

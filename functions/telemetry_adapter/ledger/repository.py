@@ -1,0 +1,212 @@
+"""The ledger's statements. A batch costs two round trips whatever its size: one claims every
+submission of the batch (arrays through ``unnest``), one records the outcome.
+
+Both statements are idempotent for their owner, so :meth:`Ledger._run` may safely re-send one on a
+fresh connection when the old connection died, even if the first attempt had committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure
+
+
+class ClaimStatus(StrEnum):
+    """What the ledger says about a submission offered for publishing."""
+
+    CLAIMED = "claimed"
+    """New, or unfinished with an expired (or our own) lease: ours to publish, from ``published``."""
+    COMPLETED = "completed"
+    """Already fully published: a duplicate to acknowledge and suppress."""
+    CONFLICT = "conflict"
+    """The id was seen with different content: drop as ``conflicting_duplicate``."""
+    BUSY = "busy"
+    """Another live worker holds the lease: retry later (SQS redelivery)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A validated submission offered to the ledger."""
+
+    submission_id: str
+    device_id: str
+    digest: bytes
+    event_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The ledger's answer for one submission."""
+
+    status: ClaimStatus
+    published: int = 0
+    """Length of the already published prefix (events to skip) when claimed."""
+
+
+_CLAIM_SQL = """
+WITH input AS (
+    SELECT *
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:devices AS uuid[]), CAST(:digests AS bytea[]),
+                CAST(:counts AS integer[])) AS t(submission_id, device_id, content_digest, event_count)
+),
+inserted AS (
+    INSERT INTO submission_ledger AS l
+        (submission_id, device_id, content_digest, event_count, lease_owner, lease_expires_at)
+    SELECT submission_id, device_id, content_digest, event_count,
+           :owner, now() + make_interval(secs => :lease_seconds)
+    FROM input
+    ON CONFLICT (submission_id) DO NOTHING
+    RETURNING l.submission_id
+),
+taken AS (
+    UPDATE submission_ledger AS l
+    SET lease_owner = :owner, lease_expires_at = now() + make_interval(secs => :lease_seconds)
+    FROM input AS i
+    WHERE l.submission_id = i.submission_id
+      AND l.content_digest = i.content_digest
+      AND l.completed_at IS NULL
+      AND (l.lease_owner IS NULL OR l.lease_expires_at <= now() OR l.lease_owner = :owner)
+    RETURNING l.submission_id, l.published_count
+)
+SELECT i.submission_id::text,
+       CASE
+           WHEN ins.submission_id IS NOT NULL OR t.submission_id IS NOT NULL THEN 'claimed'
+           WHEN e.submission_id IS NULL THEN 'busy'
+           WHEN e.content_digest <> i.content_digest THEN 'conflict'
+           WHEN e.completed_at IS NOT NULL THEN 'completed'
+           ELSE 'busy'
+       END,
+       COALESCE(t.published_count, 0)
+FROM input AS i
+LEFT JOIN inserted AS ins USING (submission_id)
+LEFT JOIN taken AS t USING (submission_id)
+LEFT JOIN submission_ledger AS e ON e.submission_id = i.submission_id
+"""
+# Rows another worker inserted after this statement's snapshot are invisible to it ("e" is NULL): the
+# INSERT waited for that worker and skipped them, so they are reported busy and retried later.
+
+_OUTCOME_SQL = """
+WITH progress AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:published AS integer[])) AS p(submission_id, published)
+),
+updated AS (
+    UPDATE submission_ledger AS l
+    SET published_count = GREATEST(l.published_count, p.published),
+        completed_at = CASE WHEN GREATEST(l.published_count, p.published) >= l.event_count
+                            THEN now() END,
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM progress AS p
+    WHERE l.submission_id = p.submission_id AND l.lease_owner = :owner
+    RETURNING 1
+),
+heartbeat AS (
+    INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size)
+    VALUES (:worker, now(), :batch_size)
+    ON CONFLICT (worker_id) DO UPDATE
+        SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size
+)
+SELECT count(*) FROM updated
+"""
+
+_CLEANUP_SQL = """
+WITH deleted AS (
+    DELETE FROM submission_ledger
+    WHERE first_seen_at < now() - make_interval(days => :days)
+      AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    RETURNING 1
+), beats AS (
+    DELETE FROM processor_heartbeat WHERE last_batch_at < now() - make_interval(days => :days)
+)
+SELECT count(*) FROM deleted
+"""
+
+
+class Ledger:
+    """Data access for the submission ledger over one reusable pg8000 connection."""
+
+    def __init__(
+        self,
+        connections: ConnectionProvider,
+        *,
+        on_statement: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self._connections = connections
+        self._on_statement = on_statement
+        self.statements = 0
+        """Statements sent since creation (round trips; tests and benchmarks read it)."""
+
+    def claim(self, requests: Sequence[ClaimRequest], *, owner: str, lease_seconds: float) -> dict[str, Claim]:
+        """Claim a batch of distinct submissions in one statement; return the answer for each id."""
+        if not requests:
+            return {}
+        rows = self._run(
+            "claim",
+            _CLAIM_SQL,
+            ids=[request.submission_id for request in requests],
+            devices=[request.device_id for request in requests],
+            digests=[request.digest for request in requests],
+            counts=[request.event_count for request in requests],
+            owner=owner,
+            lease_seconds=float(lease_seconds),
+        )
+        return {row[0]: Claim(ClaimStatus(row[1]), row[2]) for row in rows}
+
+    def record_outcome(self, published: Mapping[str, int], *, owner: str, worker: str, batch_size: int) -> int:
+        """Record each claimed submission's published prefix and release its lease, in one statement.
+
+        Also writes this worker's heartbeat. Returns the number of ledger rows updated; a row whose
+        lease another worker took over meanwhile is left alone.
+        """
+        rows = self._run(
+            "outcome",
+            _OUTCOME_SQL,
+            ids=list(published),
+            published=list(published.values()),
+            owner=owner,
+            worker=worker,
+            batch_size=batch_size,
+        )
+        return int(rows[0][0])
+
+    def delete_expired(self, retention_days: int) -> int:
+        """Delete rows first seen more than ``retention_days`` ago (never a live lease)."""
+        rows = self._run("cleanup", _CLEANUP_SQL, days=retention_days)
+        return int(rows[0][0])
+
+    def ping(self) -> None:
+        """A trivial query: is the ledger reachable?"""
+        self._run("ping", "SELECT 1")
+
+    def last_heartbeat_age_seconds(self) -> float | None:
+        """Seconds since any processor last recorded a batch, or None if none ever did."""
+        rows = self._run(
+            "heartbeat",
+            "SELECT EXTRACT(EPOCH FROM now() - max(last_batch_at))::float8 FROM processor_heartbeat",
+        )
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+    def _run(self, name: str, sql: str, **params: Any) -> list[list[Any]]:
+        """Run one statement; on a dead connection, reconnect once and re-send it (it is idempotent)."""
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            try:
+                self.statements += 1
+                rows = self._connections.get().run(sql, **params)
+            except Exception as error:
+                # Drop the connection after any error: a failover or proxy error is often followed
+                # by a dead socket, and a fresh connection is cheap next to a wrong answer.
+                self._connections.discard()
+                if attempt == 2 or not is_connection_failure(error):
+                    raise
+                continue
+            if self._on_statement is not None:
+                self._on_statement(name, time.perf_counter() - started)
+            return rows or []
+        raise AssertionError("unreachable")

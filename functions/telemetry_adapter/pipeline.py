@@ -1,0 +1,215 @@
+"""One SQS batch, end to end: decode and validate, claim in the ledger, publish, record the outcome.
+
+All I/O happens per batch, not per message: one claim statement, the Kinesis calls the ordering
+guarantee needs, one outcome statement. The result says, for every message, whether SQS may delete
+it; everything not acknowledged is reported as a batch item failure and redelivered.
+
+Acknowledged means one of: every event is in Kinesis; the submission was rejected (invalid, or a
+conflicting duplicate); or it is a duplicate of a submission that is fully published. Anything else
+(ledger unreachable, another worker holding the lease, events left unpublished) is a failure, so SQS
+redelivers it and, after ``maxReceiveCount`` receives, moves it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from telemetry_adapter.config import Settings
+from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.ledger.repository import Claim, ClaimRequest, ClaimStatus, Ledger
+from telemetry_adapter.observability import logger
+from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
+from telemetry_adapter.records import build_records, processing_timestamp
+from telemetry_adapter.rejections import Reason, Rejected
+from telemetry_adapter.submission import Submission, parse_submission
+
+
+@dataclass
+class BatchReport:
+    """What happened to one batch: the partial batch response and the figures for metrics."""
+
+    received: int = 0
+    failed_message_ids: list[str] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates_suppressed: int = 0
+    busy: int = 0
+    """Submissions another live worker was publishing (retried later)."""
+    events_published: int = 0
+    submissions_completed: int = 0
+    ledger_failed: bool = False
+    publish: PublishStats = field(default_factory=PublishStats)
+
+    @property
+    def acknowledged(self) -> int:
+        """Messages SQS may delete."""
+        return self.received - len(self.failed_message_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    message_id: str
+    submission: Submission
+
+
+class BatchPipeline:
+    """Processes SQS batches against one ledger and one publisher."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.publisher = publisher
+        self.worker_id = f"worker-{uuid.uuid4()}"
+        """Identifies this process in the heartbeat table."""
+
+    def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
+        """Process one batch of SQS records within the deadline; never raises for a bad message."""
+        report = BatchReport(received=len(records))
+        primaries: dict[str, _Message] = {}
+        followers: list[_Message] = []
+        for record in records:
+            message = self._decode(record, report)
+            if message is None:
+                continue
+            if message.submission.submission_id in primaries:
+                followers.append(message)
+            else:
+                primaries[message.submission.submission_id] = message
+        if not primaries:
+            return report
+
+        owner = f"invocation-{uuid.uuid4()}"
+        try:
+            if not deadline.may_start_work():
+                raise TimeoutError("no time left to claim the batch")
+            claims = self.ledger.claim(
+                [_claim_request(message.submission) for message in primaries.values()],
+                owner=owner,
+                lease_seconds=deadline.remaining() + self.settings.publish.lease_grace_seconds,
+            )
+        except Exception:
+            logger.exception("ledger claim failed; the batch's valid messages will be redelivered")
+            report.ledger_failed = True
+            report.failed_message_ids.extend(message.message_id for message in [*primaries.values(), *followers])
+            return report
+
+        jobs = self._publish(primaries, claims, deadline, report)
+        self._record_outcome(jobs, claims, owner, report)
+        acked = self._settle_primaries(primaries, claims, jobs, report)
+        self._settle_followers(followers, primaries, claims, acked, report)
+        return report
+
+    def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
+        message_id = str(record.get("messageId", ""))
+        try:
+            return _Message(message_id, parse_submission(record.get("body"), self.settings.limits))
+        except Rejected as rejection:
+            _reject(report, message_id, rejection.reason, rejection.detail)
+            return None
+
+    def _publish(
+        self,
+        primaries: Mapping[str, _Message],
+        claims: Mapping[str, Claim],
+        deadline: Deadline,
+        report: BatchReport,
+    ) -> dict[str, PublishJob]:
+        timestamp = processing_timestamp()
+        jobs = {
+            submission_id: PublishJob(
+                submission_id, build_records(primaries[submission_id].submission, claim.published, timestamp)
+            )
+            for submission_id, claim in claims.items()
+            if claim.status is ClaimStatus.CLAIMED
+        }
+        report.publish = self.publisher.publish(list(jobs.values()), deadline)
+        report.events_published = report.publish.records_sent
+        return jobs
+
+    def _record_outcome(
+        self,
+        jobs: Mapping[str, PublishJob],
+        claims: Mapping[str, Claim],
+        owner: str,
+        report: BatchReport,
+    ) -> None:
+        progress = {submission_id: claims[submission_id].published + job.sent for submission_id, job in jobs.items()}
+        try:
+            self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
+        except Exception:
+            # Published events are in Kinesis, so finished messages are still acknowledged; the rest
+            # are redelivered and resume from the last recorded prefix once the lease expires (the
+            # re-sent records carry the same ids).
+            logger.exception("ledger outcome failed; unfinished submissions resume from the last record")
+            report.ledger_failed = True
+
+    def _settle_primaries(
+        self,
+        primaries: Mapping[str, _Message],
+        claims: Mapping[str, Claim],
+        jobs: Mapping[str, PublishJob],
+        report: BatchReport,
+    ) -> set[str]:
+        """Decide each primary message; return the submission ids acknowledged."""
+        acked: set[str] = set()
+        for submission_id, message in primaries.items():
+            status = claims[submission_id].status
+            if status is ClaimStatus.CLAIMED:
+                if jobs[submission_id].done:
+                    report.submissions_completed += 1
+                    acked.add(submission_id)
+                else:
+                    report.failed_message_ids.append(message.message_id)
+            elif status is ClaimStatus.COMPLETED:
+                report.duplicates_suppressed += 1
+                acked.add(submission_id)
+            elif status is ClaimStatus.CONFLICT:
+                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
+                acked.add(submission_id)
+            else:
+                report.busy += 1
+                report.failed_message_ids.append(message.message_id)
+        return acked
+
+    def _settle_followers(
+        self,
+        followers: Sequence[_Message],
+        primaries: Mapping[str, _Message],
+        claims: Mapping[str, Claim],
+        acked: set[str],
+        report: BatchReport,
+    ) -> None:
+        """Copies of a submission inside the batch follow their first copy's fate."""
+        for message in followers:
+            submission_id = message.submission.submission_id
+            if (
+                message.submission.digest != primaries[submission_id].submission.digest
+                or claims[submission_id].status is ClaimStatus.CONFLICT
+            ):
+                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
+            elif submission_id in acked:
+                report.duplicates_suppressed += 1
+            else:
+                report.failed_message_ids.append(message.message_id)
+
+
+def _claim_request(submission: Submission) -> ClaimRequest:
+    return ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
+
+
+def _reject(
+    report: BatchReport, message_id: str, reason: Reason, detail: str, submission_id: str | None = None
+) -> None:
+    report.rejected[reason.value] += 1
+    logger.warning(
+        "submission rejected",
+        extra={
+            "message_id": message_id,
+            "reason": reason.value,
+            "field": detail,
+            "submission_id": submission_id,
+        },
+    )

@@ -1,0 +1,192 @@
+"""Ordered, at-least-once publishing to Kinesis (SPEC guarantee 2).
+
+PutRecords does not keep order among the records of one call when some of them fail, so a call
+carries at most one event of any submission: event ``k+1`` is sent only after event ``k`` was
+acknowledged. Each call is filled, up to 500 records and 5 MiB, with the next unpublished event of as
+many submissions as fit, longest submissions first, so a batch costs close to
+``max(longest submission, ceil(events / 500))`` calls. Calls on disjoint submissions run concurrently.
+
+Failed records, and every record of a call that failed as a whole (throttled, timed out, or applied
+with its answer lost), are retried alone with exponential backoff and full jitter, while the time
+budget lasts and up to a number of attempts; what is left is reported unfinished, and the ledger
+keeps the published prefix so a redelivery resumes there.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from telemetry_adapter.config import PublishSettings
+from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.records import EventRecord
+
+MAX_RECORDS_PER_CALL = 500
+MAX_BYTES_PER_CALL = 5 * 1024 * 1024
+THROTTLED = "ProvisionedThroughputExceededException"
+
+
+class KinesisClient(Protocol):
+    """The one Kinesis operation the publisher uses (a boto3 client, or a fault injector around one)."""
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> Any: ...
+
+
+@dataclass(slots=True, eq=False)
+class PublishJob:
+    """The unpublished events of one submission, sent strictly one after another."""
+
+    key: str
+    records: Sequence[EventRecord]
+    """Records still to publish, in order (the ledger's published prefix already removed)."""
+    sent: int = 0
+    """How many of ``records`` Kinesis has acknowledged."""
+    attempts: int = 0
+    """Consecutive failed attempts of the current record."""
+
+    @property
+    def done(self) -> bool:
+        """Whether every record was acknowledged."""
+        return self.sent >= len(self.records)
+
+
+@dataclass(slots=True)
+class PublishStats:
+    """What one publish run did: calls, records sent and failed (throttled among them)."""
+
+    calls: int = 0
+    records_sent: int = 0
+    records_failed: int = 0
+    records_throttled: int = 0
+    calls_failed: int = 0
+    gave_up: int = 0
+    """Submissions left unfinished after exhausting their attempts."""
+    stopped_by_deadline: bool = False
+    call_seconds: list[float] = field(default_factory=list)
+
+
+class OrderedPublisher:
+    """Publishes jobs in order per job, packed across jobs, on a small pool of threads."""
+
+    def __init__(
+        self,
+        client: KinesisClient,
+        stream_name: str,
+        settings: PublishSettings,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._stream_name = stream_name
+        self._settings = settings
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="put")
+
+    def publish(self, jobs: Sequence[PublishJob], deadline: Deadline) -> PublishStats:
+        """Publish until every job is done, its attempts are exhausted, or the budget runs out."""
+        stats = PublishStats()
+        ready = deque(sorted((job for job in jobs if not job.done), key=lambda job: -len(job.records)))
+        backing_off: list[tuple[float, int, PublishJob]] = []  # heap of (ready at, tie-break, job)
+        tie = itertools.count()
+        in_flight: dict[Future[Any], list[PublishJob]] = {}
+        while ready or backing_off or in_flight:
+            now = time.monotonic()
+            while backing_off and backing_off[0][0] <= now:
+                ready.append(heapq.heappop(backing_off)[2])
+            while ready and len(in_flight) < self._settings.max_concurrency:
+                if not deadline.may_start_work():
+                    stats.stopped_by_deadline = True
+                    break
+                call = _take_call(ready)
+                in_flight[self._pool.submit(self._put, call)] = call
+            if not in_flight:
+                if not backing_off or not deadline.may_start_work():
+                    stats.stopped_by_deadline = stats.stopped_by_deadline or bool(backing_off or ready)
+                    break
+                self._sleep(min(max(0.0, backing_off[0][0] - time.monotonic()), deadline.usable()))
+                continue
+            wake_at = backing_off[0][0] - time.monotonic() if backing_off else None
+            finished, _ = wait(in_flight, timeout=wake_at, return_when=FIRST_COMPLETED)
+            for future in finished:
+                call = in_flight.pop(future)
+                for job, retry in self._settle(call, future, stats):
+                    if retry:
+                        ready_at = time.monotonic() + self._backoff(job.attempts)
+                        heapq.heappush(backing_off, (ready_at, next(tie), job))
+                    elif not job.done:
+                        ready.append(job)
+        return stats
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=False)
+
+    def _put(self, call: list[PublishJob]) -> tuple[float, Any]:
+        started = time.perf_counter()
+        entries = [
+            {"Data": record.data, "PartitionKey": record.partition_key}
+            for record in (job.records[job.sent] for job in call)
+        ]
+        response = self._client.put_records(StreamName=self._stream_name, Records=entries)
+        return time.perf_counter() - started, response
+
+    def _settle(
+        self, call: list[PublishJob], future: Future[Any], stats: PublishStats
+    ) -> list[tuple[PublishJob, bool]]:
+        """Apply one call's answer to its jobs; return each job with whether it must back off."""
+        stats.calls += 1
+        try:
+            seconds, response = future.result()
+            results: list[dict[str, Any]] = response["Records"]
+        except Exception:  # the whole call failed: throttled, timed out, or its answer was lost
+            stats.calls_failed += 1
+            results = [{"ErrorCode": "CallFailed"}] * len(call)
+        else:
+            stats.call_seconds.append(seconds)
+        outcome = []
+        for job, result in zip(call, results, strict=True):
+            error = result.get("ErrorCode")
+            if error is None:
+                job.sent += 1
+                job.attempts = 0
+                stats.records_sent += 1
+                outcome.append((job, False))
+                continue
+            stats.records_failed += 1
+            if error == THROTTLED:
+                stats.records_throttled += 1
+            job.attempts += 1
+            if job.attempts >= self._settings.max_attempts:
+                stats.gave_up += 1
+                continue
+            outcome.append((job, True))
+        return outcome
+
+    def _backoff(self, attempts: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**(attempts-1))]."""
+        ceiling = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(attempts - 1, 30))
+        return self._rng.uniform(0, ceiling) / 1000
+
+
+def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:
+    """The next call: the current record of as many ready jobs as fit the PutRecords limits."""
+    call: list[PublishJob] = []
+    size = 0
+    while ready and len(call) < MAX_RECORDS_PER_CALL:
+        job = ready[0]
+        record_size = job.records[job.sent].size
+        if call and size + record_size > MAX_BYTES_PER_CALL:
+            break
+        ready.popleft()
+        call.append(job)
+        size += record_size
+    return call

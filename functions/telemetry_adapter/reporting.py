@@ -1,0 +1,54 @@
+"""Turns a :class:`~telemetry_adapter.pipeline.BatchReport` into CloudWatch metrics (EMF, via Powertools).
+
+Metric names are part of the operations contract: the dashboard and alarms in ``infra/`` use them.
+Rejections go out one EMF document per reason, dimensioned by ``reason``, so a broken or hostile
+sensor shows up as one reason's line rising.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from telemetry_adapter.observability import NAMESPACE, SERVICE, metrics
+from telemetry_adapter.pipeline import BatchReport
+from telemetry_adapter.rejections import Reason
+
+COUNT = MetricUnit.Count
+MILLISECONDS = MetricUnit.Milliseconds
+
+
+def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
+    """Add the batch's metrics to the handler's EMF document (flushed by ``log_metrics``)."""
+    publish = report.publish
+    counts = {
+        "MessagesReceived": report.received,
+        "MessagesAcknowledged": report.acknowledged,
+        "MessagesFailed": len(report.failed_message_ids),
+        "SubmissionsRejected": sum(report.rejected.values()),
+        "SubmissionsCompleted": report.submissions_completed,
+        "DuplicatesSuppressed": report.duplicates_suppressed,
+        "ConflictingDuplicates": report.rejected.get(Reason.CONFLICTING_DUPLICATE.value, 0),
+        "SubmissionsBusyElsewhere": report.busy,
+        "EventsPublished": report.events_published,
+        "PutRecordsCalls": publish.calls,
+        "PutRecordsCallsFailed": publish.calls_failed,
+        "KinesisRecordsRetried": publish.records_failed,
+        "KinesisRecordsThrottled": publish.records_throttled,
+        "SubmissionsGaveUp": publish.gave_up,
+        "DeadlineStops": int(publish.stopped_by_deadline),
+        "LedgerFailures": int(report.ledger_failed),
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=COUNT, value=value)
+    metrics.add_metric(name="BatchLatency", unit=MILLISECONDS, value=batch_seconds * 1000)
+    for seconds in publish.call_seconds:
+        metrics.add_metric(name="PutRecordsLatency", unit=MILLISECONDS, value=seconds * 1000)
+    for reason, value in sorted(report.rejected.items()):
+        with single_metric(
+            name="SubmissionsRejectedByReason",
+            unit=COUNT,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension(name="reason", value=reason)

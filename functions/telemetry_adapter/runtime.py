@@ -1,0 +1,49 @@
+"""Wiring of the processor's collaborators, built once per process and reused across invocations.
+
+Every AWS client honours the standard SDK settings (``AWS_REGION``, ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_KINESIS`` and friends) because boto3 reads them itself.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, cast
+
+from telemetry_adapter.config import Settings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import Ledger
+from telemetry_adapter.observability import metrics
+from telemetry_adapter.pipeline import BatchPipeline
+from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
+
+# No SDK retries: the publisher retries failed records itself, with the invocation's deadline in view.
+# Timeouts stay well inside the publisher's safety margin, so a hung call never outlives the budget.
+_KINESIS_CONFIG: dict[str, Any] = {
+    "retries": {"total_max_attempts": 1},
+    "connect_timeout": 2,
+    "read_timeout": 5,
+    "max_pool_connections": 16,
+}
+
+
+def kinesis_client() -> KinesisClient:
+    """A boto3 Kinesis client configured for the publisher."""
+    import boto3
+    from botocore.config import Config
+
+    return cast(KinesisClient, boto3.client("kinesis", config=Config(**_KINESIS_CONFIG)))
+
+
+def record_statement_latency(name: str, seconds: float) -> None:
+    """Ledger statement latency, as a metric for the dashboard."""
+    metrics.add_metric(name=f"LedgerStatementLatency_{name}", unit="Milliseconds", value=seconds * 1000)
+
+
+@cache
+def default_pipeline() -> BatchPipeline:
+    """The processor's pipeline from the environment; raises ConfigurationError naming a bad variable."""
+    settings = Settings.from_env()
+    connections = ConnectionProvider(DatabaseSettings.from_env().connect)
+    ledger = Ledger(connections, on_statement=record_statement_latency)
+    publisher = OrderedPublisher(kinesis_client(), settings.stream_name, settings.publish)
+    return BatchPipeline(settings, ledger, publisher)
