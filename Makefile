@@ -22,7 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy functions devkit tests
+	$(VENV)/bin/mypy .
 
 ## migrate: apply the SQL migrations to the database DATABASE_URL names
 migrate: $(STAMP)
