@@ -1,0 +1,99 @@
+"""Configuration: defaults, validation errors that name the variable, database settings."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+
+from telemetry_adapter.config import ConfigurationError, Settings
+from telemetry_adapter.ledger.connection import DatabaseSettings, is_connection_failure
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"STREAM_NAME": "events"})
+    assert settings.limits.max_body_bytes == 1024 * 1024
+    assert settings.limits.max_events == 10_000
+    assert settings.limits.max_cmdl_chars == 32 * 1024
+    assert settings.limits.max_string_chars == 1024
+    assert settings.publish.safety_margin_ms == 10_000
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "STREAM_NAME"),
+        ({"STREAM_NAME": "  "}, "STREAM_NAME"),
+        ({"STREAM_NAME": "s", "MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({"STREAM_NAME": "s", "MAX_EVENTS_PER_SUBMISSION": "0"}, "MAX_EVENTS_PER_SUBMISSION"),
+        ({"STREAM_NAME": "s", "PUBLISH_CONCURRENCY": "1000"}, "PUBLISH_CONCURRENCY"),
+        ({"STREAM_NAME": "s", "TIME_BUDGET_MARGIN_MS": "-1"}, "TIME_BUDGET_MARGIN_MS"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env(env)
+
+
+def test_database_url_wins() -> None:
+    settings = DatabaseSettings.from_env(
+        {"DATABASE_URL": "postgresql://app:s%40cret@db.local:6543/ledger?sslmode=require", "DB_HOST": "ignored"}
+    )
+    assert (settings.host, settings.port, settings.database, settings.user) == ("db.local", 6543, "ledger", "app")
+    assert settings.password == "s@cret"
+    assert settings.tls == "require"
+    assert settings.iam_region is None
+
+
+def test_unix_socket_url() -> None:
+    settings = DatabaseSettings.from_url("postgresql://postgres:@/postgres?host=/tmp/pgdir")
+    assert settings.unix_socket == "/tmp/pgdir/.s.PGSQL.5432"
+    assert settings.password is None
+
+
+def test_rds_proxy_settings_use_iam_and_verified_tls() -> None:
+    settings = DatabaseSettings.from_env(
+        {
+            "DB_HOST": "proxy.example",
+            "DB_PORT": "5432",
+            "DB_NAME": "ledger",
+            "DB_USER": "app",
+            "AWS_REGION": "eu-west-1",
+        }
+    )
+    assert settings.tls == "verify-full"
+    assert settings.iam_region == "eu-west-1"
+    assert settings.password is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DB_HOST": "h", "DB_NAME": "d"}, "DB_USER"),
+        ({"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u", "DB_PORT": "x", "AWS_REGION": "r"}, "DB_PORT"),
+        ({"DB_HOST": "h", "DB_NAME": "d", "DB_USER": "u"}, "AWS_REGION"),
+        ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://@host/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u@host/db?sslmode=allow"}, "sslmode"),
+    ],
+)
+def test_bad_database_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        DatabaseSettings.from_env(env)
+
+
+def test_password_is_not_echoed_in_errors() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        DatabaseSettings.from_env({"DATABASE_URL": "postgresql://u:hunter2@host:99999/db"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_connection_failures_are_recognised() -> None:
+    import pg8000.native
+
+    assert is_connection_failure(ConnectionResetError())
+    assert is_connection_failure(pg8000.native.DatabaseError({"C": "57P01", "M": "terminating connection"}))
+    assert is_connection_failure(pg8000.native.DatabaseError({"C": "08006"}))
+    assert not is_connection_failure(pg8000.native.DatabaseError({"C": "23505"}))
+    assert not is_connection_failure(ValueError())
+    assert ssl.create_default_context().check_hostname
