@@ -204,7 +204,8 @@ def test_hostile_bodies_are_rejected(kind: str) -> None:
 
 
 def test_zero_events_is_valid_and_empty() -> None:
-    for events in ({}, {"new_process": []}, {"new_process": None, "network_connection": []}):
+    empties: list[dict[str, Any]] = [{}, {"new_process": []}, {"new_process": None, "network_connection": []}]
+    for events in empties:
         assert parse_submission(body_with(events=events), LIMITS).events == ()
 
 
