@@ -60,6 +60,8 @@ class DatabaseSettings:
     """``disable``, ``require`` (encrypted, unverified) or ``verify-full`` (certificate and hostname)."""
     iam_region: str | None = None
     """When set, the password is an RDS IAM auth token generated for this region at connect time."""
+    timeout_seconds: float = _SOCKET_TIMEOUT_SECONDS
+    """Socket timeout for connecting and for each statement (the health check uses a shorter one)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
@@ -120,7 +122,7 @@ class DatabaseSettings:
         kwargs: dict[str, Any] = {
             "user": self.user,
             "database": self.database,
-            "timeout": _SOCKET_TIMEOUT_SECONDS,
+            "timeout": self.timeout_seconds,
             "application_name": "telemetry-adapter",
         }
         if self.unix_socket:
