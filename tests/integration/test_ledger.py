@@ -1,0 +1,197 @@
+"""The ledger against a real PostgreSQL: claims, leases, conflicts, outcome, clean-up, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import uuid
+
+import pytest
+
+from devkit.postgres import embedded_server, fresh_database, server_url_from_env
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.migrations import apply_migrations, available_migrations
+from telemetry_adapter.ledger.repository import ClaimRequest, ClaimStatus, Ledger
+
+
+def request(events: int = 3, content: str = "a", submission_id: str | None = None) -> ClaimRequest:
+    return ClaimRequest(
+        submission_id or str(uuid.uuid4()), str(uuid.uuid4()), hashlib.sha256(content.encode()).digest(), events
+    )
+
+
+def test_new_submissions_are_claimed_from_zero(ledger: Ledger) -> None:
+    batch = [request() for _ in range(5)]
+    claims = ledger.claim(batch, owner="w1", lease_seconds=60)
+    assert {claims[r.submission_id].status for r in batch} == {ClaimStatus.CLAIMED}
+    assert {claims[r.submission_id].published for r in batch} == {0}
+
+
+def test_completed_submission_is_a_duplicate(ledger: Ledger) -> None:
+    item = request(events=3)
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    assert ledger.record_outcome({item.submission_id: 3}, owner="w1", worker="p", batch_size=1) == 1
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.COMPLETED
+
+
+def test_different_content_is_a_conflict(ledger: Ledger) -> None:
+    first = request(content="original")
+    ledger.claim([first], owner="w1", lease_seconds=60)
+    ledger.record_outcome({first.submission_id: 3}, owner="w1", worker="p", batch_size=1)
+    other = request(content="tampered", submission_id=first.submission_id)
+    assert ledger.claim([other], owner="w2", lease_seconds=60)[other.submission_id].status is ClaimStatus.CONFLICT
+
+
+def test_live_lease_of_another_worker_is_busy(ledger: Ledger) -> None:
+    item = request()
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.BUSY
+
+
+def test_expired_lease_is_taken_over_at_the_published_prefix(ledger: Ledger, clean_database: str) -> None:
+    item = request(events=5)
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    ledger.record_outcome({item.submission_id: 2}, owner="w1", worker="p", batch_size=1)  # releases the lease
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    connection.run("UPDATE submission_ledger SET lease_expires_at = now() - interval '1 second'")
+    connection.close()
+    claim = ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id]
+    assert (claim.status, claim.published) == (ClaimStatus.CLAIMED, 2)
+    # The old owner's late outcome no longer applies: the lease is not its own any more.
+    assert ledger.record_outcome({item.submission_id: 5}, owner="w1", worker="p", batch_size=1) == 0
+
+
+def test_claim_is_idempotent_for_its_owner(ledger: Ledger) -> None:
+    """A claim re-sent after a lost answer must not lock its own sender out."""
+    item = request()
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    assert ledger.claim([item], owner="w1", lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+
+
+def test_outcome_keeps_the_longest_prefix_and_completes(ledger: Ledger, clean_database: str) -> None:
+    item = request(events=4)
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    ledger.record_outcome({item.submission_id: 3}, owner="w1", worker="p", batch_size=1)
+    ledger.claim([item], owner="w2", lease_seconds=60)
+    ledger.record_outcome({item.submission_id: 1}, owner="w2", worker="p", batch_size=1)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    rows = connection.run("SELECT published_count, completed_at IS NULL, lease_owner FROM submission_ledger")
+    assert rows == [[3, True, None]]
+    ledger.claim([item], owner="w3", lease_seconds=60)
+    ledger.record_outcome({item.submission_id: 4}, owner="w3", worker="p", batch_size=1)
+    assert connection.run("SELECT completed_at IS NOT NULL FROM submission_ledger") == [[True]]
+    connection.close()
+
+
+def test_zero_event_submission_completes(ledger: Ledger) -> None:
+    item = request(events=0)
+    ledger.claim([item], owner="w1", lease_seconds=60)
+    ledger.record_outcome({item.submission_id: 0}, owner="w1", worker="p", batch_size=1)
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.COMPLETED
+
+
+def test_round_trips_do_not_grow_with_the_batch(ledger: Ledger) -> None:
+    for size in (1, 10, 1_000):
+        before = ledger.statements
+        batch = [request() for _ in range(size)]
+        claims = ledger.claim(batch, owner="w", lease_seconds=60)
+        ledger.record_outcome({r.submission_id: 3 for r in batch}, owner="w", worker="p", batch_size=size)
+        assert len(claims) == size
+        assert ledger.statements - before == 2
+
+
+def test_heartbeat_is_written_by_the_outcome(ledger: Ledger) -> None:
+    assert ledger.last_heartbeat_age_seconds() is None
+    ledger.record_outcome({}, owner="w", worker="p", batch_size=0)
+    age = ledger.last_heartbeat_age_seconds()
+    assert age is not None
+    assert 0 <= age < 60
+
+
+def test_cleanup_deletes_only_old_rows_without_a_live_lease(ledger: Ledger, clean_database: str) -> None:
+    old, old_leased, recent = request(), request(), request()
+    ledger.claim([old, old_leased, recent], owner="w", lease_seconds=600)
+    ledger.record_outcome({old.submission_id: 3, recent.submission_id: 3}, owner="w", worker="p", batch_size=3)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    connection.run(
+        "UPDATE submission_ledger SET first_seen_at = now() - interval '20 days'"
+        " WHERE submission_id = ANY(CAST(:ids AS uuid[]))",
+        ids=[old.submission_id, old_leased.submission_id],
+    )
+    assert ledger.delete_expired(14) == 1
+    remaining = {row[0] for row in connection.run("SELECT submission_id::text FROM submission_ledger")}
+    connection.close()
+    assert remaining == {old_leased.submission_id, recent.submission_id}
+
+
+def test_two_workers_claiming_the_same_batch_at_once_split_it(clean_database: str) -> None:
+    batch = [request() for _ in range(300)]
+    results: dict[str, dict[str, ClaimStatus]] = {}
+    barrier = threading.Barrier(2)
+
+    def work(owner: str) -> None:
+        ledger = Ledger(ConnectionProvider(DatabaseSettings.from_url(clean_database).connect))
+        ledger.ping()
+        barrier.wait()
+        results[owner] = {k: v.status for k, v in ledger.claim(batch, owner=owner, lease_seconds=60).items()}
+
+    threads = [threading.Thread(target=work, args=(owner,)) for owner in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for item in batch:
+        statuses = sorted([results["a"][item.submission_id], results["b"][item.submission_id]])
+        assert statuses == [ClaimStatus.BUSY, ClaimStatus.CLAIMED]
+
+
+def test_ledger_reconnects_after_its_connection_was_killed(ledger: Ledger, clean_database: str) -> None:
+    ledger.ping()
+    admin = DatabaseSettings.from_url(clean_database).connect()
+    killed = admin.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    admin.close()
+    assert killed
+    item = request()
+    assert ledger.claim([item], owner="w", lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+
+
+def test_migrations_are_safe_twice_and_concurrently() -> None:
+    with contextlib.ExitStack() as stack:
+        server_url = server_url_from_env() or stack.enter_context(embedded_server())
+        url = stack.enter_context(fresh_database(server_url, migrate=False))
+        errors: list[BaseException] = []
+        applied: list[list[int]] = []
+
+        def migrate() -> None:
+            connection = DatabaseSettings.from_url(url).connect()
+            try:
+                applied.append(apply_migrations(connection))
+            except BaseException as error:  # collected for the assertion below
+                errors.append(error)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=migrate) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        versions = [migration.version for migration in available_migrations()]
+        assert sorted(applied, key=len) == [[], [], versions]
+        connection = DatabaseSettings.from_url(url).connect()
+        assert apply_migrations(connection) == []
+        assert [row[0] for row in connection.run("SELECT version FROM schema_migrations ORDER BY 1")] == versions
+        connection.close()
+
+
+@pytest.mark.parametrize("bad", ["'; DROP TABLE submission_ledger; --", "w\\1", "\u00e9\u4e2d"])
+def test_owner_strings_are_parameters(ledger: Ledger, bad: str) -> None:
+    item = request()
+    assert ledger.claim([item], owner=bad, lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+    assert ledger.record_outcome({item.submission_id: 3}, owner=bad, worker=bad, batch_size=1) == 1
