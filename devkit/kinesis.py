@@ -101,3 +101,56 @@ class FlakyKinesis:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+
+@dataclass
+class RecordedCall:
+    """One PutRecords call as the client saw it: (submission_id, sequence) per record, and which failed."""
+
+    records: list[tuple[str, int]]
+    failed: list[bool]
+    raised: bool
+
+
+class RecordingKinesis:
+    """Wraps a client and records every PutRecords call, so tests can check the ordering rules."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[RecordedCall] = []
+        self._lock = threading.Lock()
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> Any:
+        """PutRecords, recorded."""
+        keys = []
+        for record in Records:
+            event = json.loads(record["Data"])
+            keys.append((event["submission_id"], event["sequence"]))
+        try:
+            response = self._client.put_records(StreamName=StreamName, Records=Records)
+        except Exception:
+            with self._lock:
+                self.calls.append(RecordedCall(keys, [True] * len(keys), raised=True))
+            raise
+        failed = ["ErrorCode" in result for result in response["Records"]]
+        with self._lock:
+            self.calls.append(RecordedCall(keys, failed, raised=False))
+        return response
+
+    def order_violations(self) -> list[str]:
+        """Sends that broke the rules: two events of a submission in one call, or event k+1 sent before
+        event k was acknowledged (calls are recorded when they complete, which for one submission is
+        also the order they were sent in, since it never has two calls in flight)."""
+        problems = []
+        acknowledged: dict[str, int] = {}
+        for number, call in enumerate(self.calls):
+            submissions = [submission for submission, _ in call.records]
+            if len(set(submissions)) != len(submissions):
+                problems.append(f"call {number} carries two events of one submission")
+            for (submission, sequence), failed in zip(call.records, call.failed, strict=True):
+                expected = acknowledged.get(submission)
+                if expected is not None and sequence > expected + 1:
+                    problems.append(f"call {number}: {submission} event {sequence} before {expected + 1} was acked")
+                if not failed:
+                    acknowledged[submission] = max(acknowledged.get(submission, -1), sequence)
+        return problems

@@ -1,0 +1,340 @@
+"""SPEC section 5, each guarantee by a test that would fail without it. Real PostgreSQL, boto3 to moto,
+faults injected at the Kinesis client boundary."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from devkit import fleet
+from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
+from devkit.lambda_shapes import LambdaContext, sqs_event, sqs_record
+from processor.handler import handle_batch
+from telemetry_adapter.config import PublishSettings, Settings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
+from telemetry_adapter.pipeline import BatchPipeline
+from telemetry_adapter.submission import parse_submission
+from tests.conftest import FAST_RETRIES, STREAM, make_pipeline
+
+
+def documents(count: int, seed: int = 5, devices: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    ids = fleet.device_ids(devices, seed=seed)
+    return [fleet.submission(rng, ids[i % devices]) for i in range(count)]
+
+
+def failures(response: dict[str, Any]) -> set[str]:
+    return {item["itemIdentifier"] for item in response["batchItemFailures"]}
+
+
+def events_by_submission(kinesis: Any) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in read_stream(kinesis, STREAM):
+        grouped[record["submission_id"]].append(record)
+    for records in grouped.values():
+        records.sort(key=lambda r: int(r["_sequence_number"]))  # one device, one shard: stream order
+    return grouped
+
+
+def assert_exactly_once_in_order(kinesis: Any, docs: list[dict[str, Any]]) -> None:
+    grouped = events_by_submission(kinesis)
+    assert set(grouped) == {d["submission_id"] for d in docs}
+    for document in docs:
+        sequences = [r["sequence"] for r in grouped[document["submission_id"]]]
+        assert sequences == list(range(fleet.expected_event_count(document))), document["submission_id"]
+
+
+def run_until_acknowledged(pipeline: BatchPipeline, event: dict[str, Any], rounds: int = 10) -> int:
+    """Redeliver the failed records, as SQS would, until none is left; return the rounds used."""
+    for round_number in range(1, rounds + 1):
+        failed = failures(handle_batch(event, LambdaContext(), pipeline))
+        if not failed:
+            return round_number
+        event = {"Records": [r for r in event["Records"] if r["messageId"] in failed]}
+    raise AssertionError(f"messages still failing after {rounds} rounds")
+
+
+# 1. No loss of valid data -------------------------------------------------------------------------
+
+
+def test_record_failures_are_retried_alone_until_every_event_is_in_order(clean_database: str, kinesis: Any) -> None:
+    flaky = FlakyKinesis(kinesis, record_failure_rate=0.3, call_failure_rate=0.05, seed=3)
+    recorder = RecordingKinesis(flaky)
+    pipeline = make_pipeline(clean_database, recorder)
+    docs = documents(60)
+    response = handle_batch(sqs_event(fleet.encode(d) for d in docs), LambdaContext(), pipeline)
+    assert response == {"batchItemFailures": []}
+    assert flaky.faults.records_failed > 20
+    assert flaky.faults.calls_failed >= 1
+    assert_exactly_once_in_order(kinesis, docs)
+    assert recorder.order_violations() == []
+    # Retries carry only records that failed: every record was sent once more per failure, no more.
+    sent = sum(len(call.records) for call in recorder.calls)
+    total_events = sum(fleet.expected_event_count(d) for d in docs)
+    failed = sum(sum(call.failed) for call in recorder.calls)
+    assert sent == total_events + failed
+
+
+def test_lost_answers_only_duplicate_with_the_same_id_and_first_copies_in_order(
+    clean_database: str, kinesis: Any
+) -> None:
+    flaky = FlakyKinesis(kinesis, lost_answer_rate=0.3, seed=4)
+    pipeline = make_pipeline(clean_database, flaky)
+    docs = documents(30)
+    assert handle_batch(sqs_event(fleet.encode(d) for d in docs), LambdaContext(), pipeline) == {
+        "batchItemFailures": []
+    }
+    assert flaky.faults.calls_applied_but_lost >= 1
+    duplicates = 0
+    for document in docs:
+        records = events_by_submission(kinesis)[document["submission_id"]]
+        first_copies: dict[int, str] = {}
+        for record in records:
+            if record["sequence"] in first_copies:
+                assert first_copies[record["sequence"]] == record["id"]
+                duplicates += 1
+            else:
+                first_copies[record["sequence"]] = record["id"]
+        assert list(first_copies) == list(range(fleet.expected_event_count(document)))
+    assert duplicates >= 1
+
+
+def test_a_message_is_not_acknowledged_while_events_are_missing(clean_database: str, kinesis: Any) -> None:
+    always_failing = FlakyKinesis(kinesis, record_failure_rate=1.0)
+    pipeline = make_pipeline(clean_database, always_failing, publish=PublishSettings(max_attempts=3, backoff_base_ms=1))
+    docs = documents(4)
+    event = sqs_event(fleet.encode(d) for d in docs)
+    response = handle_batch(event, LambdaContext(), pipeline)
+    assert failures(response) == {r["messageId"] for r in event["Records"]}
+    assert read_stream(kinesis, STREAM) == []
+
+
+# 2. Order within a submission, calls packed --------------------------------------------------------
+
+
+def test_each_call_carries_one_event_per_submission_and_batches_cost_the_bound(
+    clean_database: str, kinesis: Any
+) -> None:
+    recorder = RecordingKinesis(kinesis)
+    pipeline = make_pipeline(clean_database, recorder, publish=PublishSettings(max_concurrency=1))
+    docs = documents(1_200, seed=8, devices=40)
+    event = sqs_event(fleet.encode(d) for d in docs)
+    assert handle_batch(event, LambdaContext(), pipeline) == {"batchItemFailures": []}
+    assert recorder.order_violations() == []
+    counts = [fleet.expected_event_count(d) for d in docs]
+    bound = max(*counts, -(-sum(counts) // 500))
+    assert bound <= len(recorder.calls) <= bound + 2
+    assert max(len(call.records) for call in recorder.calls) == 500
+
+
+def test_long_submission_costs_one_call_per_event(clean_database: str, kinesis: Any) -> None:
+    recorder = RecordingKinesis(kinesis)
+    pipeline = make_pipeline(clean_database, recorder)
+    device = fleet.device_ids(1)[0]
+    long_one = fleet.submission(random.Random(1), device, processes=20, connections=5)
+    assert handle_batch(sqs_event([fleet.encode(long_one)]), LambdaContext(), pipeline) == {"batchItemFailures": []}
+    assert len(recorder.calls) == 25
+    assert_exactly_once_in_order(kinesis, [long_one])
+
+
+# 3. Duplicates suppressed ---------------------------------------------------------------------------
+
+
+def test_same_submission_twice_in_one_batch_is_published_once(pipeline: BatchPipeline, kinesis: Any) -> None:
+    document = documents(1)[0]
+    event = sqs_event([fleet.encode(document), fleet.encode(document)])
+    report = pipeline.process(event["Records"], _deadline())
+    assert report.failed_message_ids == []
+    assert report.duplicates_suppressed == 1
+    assert_exactly_once_in_order(kinesis, [document])
+
+
+def test_same_submission_in_two_batches_is_published_once(pipeline: BatchPipeline, kinesis: Any) -> None:
+    document = documents(1)[0]
+    assert handle_batch(sqs_event([fleet.encode(document)]), LambdaContext(), pipeline) == {"batchItemFailures": []}
+    report = pipeline.process(sqs_event([fleet.encode(document)])["Records"], _deadline())
+    assert (report.failed_message_ids, report.duplicates_suppressed) == ([], 1)
+    assert_exactly_once_in_order(kinesis, [document])
+
+
+def test_two_invocations_at_the_same_moment_publish_once(clean_database: str, kinesis: Any) -> None:
+    docs = documents(40)
+    bodies = [fleet.encode(d) for d in docs]
+    workers = [make_pipeline(clean_database, kinesis) for _ in range(2)]
+    events = [sqs_event(bodies), sqs_event(bodies)]  # same submissions, different message ids
+    barrier = threading.Barrier(2)
+    responses: list[dict[str, Any]] = [{}, {}]
+
+    def invoke(index: int) -> None:
+        workers[index].ledger.ping()
+        barrier.wait()
+        responses[index] = handle_batch(events[index], LambdaContext(), workers[index])
+
+    threads = [threading.Thread(target=invoke, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Whatever one worker had leased, the other reported busy; redelivery then finds them done.
+    for index in range(2):
+        retry = {"Records": [r for r in events[index]["Records"] if r["messageId"] in failures(responses[index])]}
+        if retry["Records"]:
+            report = workers[index].process(retry["Records"], _deadline())
+            assert report.failed_message_ids == []
+            assert report.duplicates_suppressed == len(retry["Records"])
+    assert_exactly_once_in_order(kinesis, docs)
+
+
+# 4. Resume after failure ----------------------------------------------------------------------------
+
+
+class SlowKinesis:
+    """Kinesis that takes ``delay`` seconds per call (a slow or throttled service)."""
+
+    def __init__(self, client: Any, delay: float) -> None:
+        self.client = client
+        self.delay = delay
+
+    def put_records(self, **kwargs: Any) -> Any:
+        time.sleep(self.delay)
+        return self.client.put_records(**kwargs)
+
+
+def test_cut_by_the_time_budget_then_resumed_from_the_first_unpublished_event(
+    clean_database: str, kinesis: Any
+) -> None:
+    publish = PublishSettings(safety_margin_ms=300, max_concurrency=1)
+    recorder = RecordingKinesis(kinesis)
+    pipeline = make_pipeline(clean_database, SlowKinesis(recorder, 0.1), publish=publish)
+    docs = documents(5, seed=9)
+    for document in docs:  # 12 events each: 12 calls, about 1.2 s
+        document["events"]["new_process"] = document["events"]["new_process"][:3] * 2
+        document["events"]["network_connection"] = document["events"]["network_connection"][:3] * 2
+    event = sqs_event(fleet.encode(d) for d in docs)
+    started = time.monotonic()
+    first = handle_batch(event, LambdaContext(timeout_ms=800), pipeline)
+    assert time.monotonic() - started < 0.8  # 6. it returned inside its own invocation
+    assert failures(first) == {r["messageId"] for r in event["Records"]}
+    published_before = len(read_stream(kinesis, STREAM))
+    assert 0 < published_before < 60
+    # The progress was recorded and the lease released: a redelivery resumes at once, where it stopped.
+    rows = _ledger_rows(clean_database)
+    assert all(row[1] is None for row in rows)
+    assert sum(row[0] for row in rows) == published_before
+    pipeline_again = make_pipeline(clean_database, recorder)
+    assert handle_batch(event, LambdaContext(), pipeline_again) == {"batchItemFailures": []}
+    assert_exactly_once_in_order(kinesis, docs)  # no event sent twice: resumed, not restarted
+    assert recorder.order_violations() == []
+
+
+def test_expired_lease_of_a_dead_worker_is_taken_over(clean_database: str, kinesis: Any) -> None:
+    document = documents(1)[0]
+    submission = parse_submission(fleet.encode(document), Settings(stream_name=STREAM).limits)
+    dead = Ledger(ConnectionProvider(DatabaseSettings.from_url(clean_database).connect))
+    request = ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
+    dead.claim([request], owner="dead-worker", lease_seconds=0.5)
+    pipeline = make_pipeline(clean_database, kinesis)
+    assert failures(handle_batch(sqs_event([fleet.encode(document)]), LambdaContext(), pipeline))  # still leased
+    time.sleep(0.6)
+    assert handle_batch(sqs_event([fleet.encode(document)]), LambdaContext(), pipeline) == {"batchItemFailures": []}
+    assert_exactly_once_in_order(kinesis, [document])
+
+
+# 5. Invalid data never published, never retried ---------------------------------------------------------
+
+
+def test_invalid_submissions_are_acknowledged_and_never_published(pipeline: BatchPipeline, kinesis: Any) -> None:
+    valid = documents(3)
+    bodies = [fleet.encode(d) for d in valid]
+    bodies += [fleet.encode(fleet.with_defect(valid[0], defect)) for defect in fleet.DEFECTS]
+    bodies += [fleet.hostile_body(kind) for kind in fleet.HOSTILE]
+    report = pipeline.process(sqs_event(bodies)["Records"], _deadline())
+    assert report.failed_message_ids == []
+    assert sum(report.rejected.values()) == len(fleet.DEFECTS) + len(fleet.HOSTILE)
+    assert_exactly_once_in_order(kinesis, valid)
+
+
+def test_conflicting_duplicate_is_dropped(pipeline: BatchPipeline, kinesis: Any) -> None:
+    original = documents(1)[0]
+    pipeline.process(sqs_event([fleet.encode(original)])["Records"], _deadline())
+    tampered = {**original, "events": {"new_process": [{"cmdl": "evil.exe", "user": "mallory"}]}}
+    report = pipeline.process(sqs_event([fleet.encode(tampered)])["Records"], _deadline())
+    assert report.failed_message_ids == []
+    assert report.rejected == {"conflicting_duplicate": 1}
+    assert_exactly_once_in_order(kinesis, [original])
+
+
+def test_conflicting_copy_inside_one_batch_is_dropped(pipeline: BatchPipeline, kinesis: Any) -> None:
+    original = documents(1)[0]
+    tampered = {**original, "device_id": fleet.device_ids(2)[1]}
+    report = pipeline.process(sqs_event([fleet.encode(original), fleet.encode(tampered)])["Records"], _deadline())
+    assert (report.failed_message_ids, dict(report.rejected)) == ([], {"conflicting_duplicate": 1})
+    assert_exactly_once_in_order(kinesis, [original])
+
+
+# Failures reach SQS as batch item failures, never as a crash ----------------------------------------------
+
+
+def test_ledger_down_fails_valid_messages_and_acknowledges_invalid_ones(kinesis: Any) -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:9/none"  # discard port: nothing listens
+    pipeline = make_pipeline(unreachable, kinesis)
+    valid = [fleet.encode(d) for d in documents(3)]
+    event = sqs_event([*valid, fleet.hostile_body("not_json")])
+    response = handle_batch(event, LambdaContext(), pipeline)
+    assert failures(response) == {r["messageId"] for r in event["Records"][:3]}
+    assert read_stream(kinesis, STREAM) == []
+
+
+def test_a_batch_where_every_record_fails_still_returns_a_partial_response(kinesis: Any) -> None:
+    pipeline = make_pipeline("postgresql://postgres@127.0.0.1:9/none", kinesis)
+    event = {"Records": [sqs_record(fleet.encode(d)) for d in documents(2)]}
+    response = handle_batch(event, LambdaContext(), pipeline)
+    assert failures(response) == {r["messageId"] for r in event["Records"]}
+
+
+def test_busy_submission_is_retried_not_dropped(clean_database: str, kinesis: Any) -> None:
+    document = documents(1)[0]
+    submission = parse_submission(fleet.encode(document), Settings(stream_name=STREAM).limits)
+    other = Ledger(ConnectionProvider(DatabaseSettings.from_url(clean_database).connect))
+    other.claim(
+        [ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))],
+        owner="live-worker",
+        lease_seconds=60,
+    )
+    pipeline = make_pipeline(clean_database, kinesis)
+    event = sqs_event([fleet.encode(document)])
+    assert failures(handle_batch(event, LambdaContext(), pipeline)) == {event["Records"][0]["messageId"]}
+
+
+def test_redelivery_loop_converges_under_heavy_faults(clean_database: str, kinesis: Any) -> None:
+    flaky = FlakyKinesis(kinesis, record_failure_rate=0.5, call_failure_rate=0.1, lost_answer_rate=0.05, seed=9)
+    pipeline = make_pipeline(clean_database, flaky, publish=PublishSettings(max_attempts=2, backoff_base_ms=1))
+    docs = documents(40, seed=10)
+    rounds = run_until_acknowledged(pipeline, sqs_event(fleet.encode(d) for d in docs), rounds=30)
+    assert rounds > 1  # the faults did force redeliveries
+    grouped = events_by_submission(kinesis)
+    for document in docs:
+        seen: dict[int, str] = {}
+        for record in grouped[document["submission_id"]]:
+            seen.setdefault(record["sequence"], record["id"])
+            assert seen[record["sequence"]] == record["id"]
+        assert list(seen) == list(range(fleet.expected_event_count(document)))
+
+
+def _deadline() -> Any:
+    from telemetry_adapter.deadline import Deadline
+
+    return Deadline(60_000, FAST_RETRIES.safety_margin_ms)
+
+
+def _ledger_rows(url: str) -> list[list[Any]]:
+    connection = DatabaseSettings.from_url(url).connect()
+    try:
+        rows: list[list[Any]] = connection.run("SELECT published_count, lease_owner FROM submission_ledger")
+        return rows
+    finally:
+        connection.close()
