@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.observability import logger, metrics
+from telemetry_adapter.observability import logger, metrics, tracer
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.reporting import emit_batch_metrics
 from telemetry_adapter.runtime import default_pipeline
@@ -25,6 +25,7 @@ class MessageNotAcknowledged(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Entry point of the processor function."""
