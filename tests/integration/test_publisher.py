@@ -1,0 +1,72 @@
+"""The ordered publisher on moto: request limits, retries, attempts and the time budget."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
+from telemetry_adapter.config import PublishSettings
+from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.publisher import MAX_BYTES_PER_CALL, OrderedPublisher, PublishJob
+from telemetry_adapter.records import EventRecord
+from tests.conftest import STREAM
+
+
+def job(submission: int, events: int, size: int = 100) -> PublishJob:
+    key = f"00000000-0000-4000-8000-{submission:012d}"
+    records = [
+        EventRecord(
+            (f'{{"submission_id":"{key}","sequence":{sequence},"pad":"' + "x" * size + '"}').encode(),
+            f"device-{submission % 5}",
+        )
+        for sequence in range(events)
+    ]
+    return PublishJob(key, records)
+
+
+def test_calls_respect_the_5_mib_limit(kinesis: Any) -> None:
+    recorder = RecordingKinesis(kinesis)
+    jobs = [job(i, 1, size=40_000) for i in range(300)]  # 12 MB in one wave
+    OrderedPublisher(recorder, STREAM, PublishSettings(max_concurrency=1)).publish(jobs, Deadline(60_000, 0))
+    assert all(j.done for j in jobs)
+    assert len(recorder.calls) == 3
+    assert all(len(call.records) * 40_000 < MAX_BYTES_PER_CALL for call in recorder.calls)
+
+
+def test_calls_respect_the_500_record_limit(kinesis: Any) -> None:
+    recorder = RecordingKinesis(kinesis)
+    jobs = [job(i, 2) for i in range(1_100)]
+    stats = OrderedPublisher(recorder, STREAM, PublishSettings(max_concurrency=3)).publish(jobs, Deadline(60_000, 0))
+    assert stats.records_sent == 2_200
+    assert max(len(call.records) for call in recorder.calls) == 500
+    assert len(recorder.calls) == 6  # 2 waves of ceil(1100 / 500)
+    assert recorder.order_violations() == []
+
+
+def test_attempts_are_bounded(kinesis: Any) -> None:
+    broken = FlakyKinesis(kinesis, record_failure_rate=1.0)
+    jobs = [job(i, 3) for i in range(4)]
+    settings = PublishSettings(max_attempts=4, backoff_base_ms=1, backoff_cap_ms=2)
+    stats = OrderedPublisher(broken, STREAM, settings).publish(jobs, Deadline(60_000, 0))
+    assert stats.gave_up == 4
+    assert stats.records_failed == 16
+    assert not any(j.done for j in jobs)
+    assert read_stream(kinesis, STREAM) == []
+
+
+def test_no_call_starts_inside_the_safety_margin(kinesis: Any) -> None:
+    recorder = RecordingKinesis(kinesis)
+    stats = OrderedPublisher(recorder, STREAM, PublishSettings()).publish([job(1, 3)], Deadline(1_000, 2_000))
+    assert stats.stopped_by_deadline
+    assert recorder.calls == []
+
+
+def test_backoff_is_full_jitter_capped(kinesis: Any) -> None:
+    settings = PublishSettings(backoff_base_ms=100, backoff_cap_ms=1_000)
+    publisher = OrderedPublisher(kinesis, STREAM, settings, rng=random.Random(1))
+    waits = [publisher._backoff(attempt) for attempt in range(1, 12) for _ in range(50)]
+    assert max(waits) <= 1.0
+    assert min(waits) >= 0.0
+    assert max(publisher._backoff(1) for _ in range(50)) <= 0.1
+    assert len({round(w, 6) for w in waits}) > 100  # jittered, not fixed
