@@ -112,6 +112,8 @@ def _timed(check: Check) -> tuple[Verdict, float]:
     started = time.perf_counter()
     try:
         verdict = check.probe()
+    except TimeoutError:  # the probe's own timeout (a socket's, a lock's): the same verdict as the runner's
+        verdict = Verdict(Status.FAILING, {"reason": "timeout"})
     except Exception as error:  # any failure of a dependency is a verdict, not a crash of the endpoint
         verdict = Verdict(Status.FAILING, {"reason": "error", "error": _error_name(error)})
     return verdict, (time.perf_counter() - started) * 1000
