@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.observability import logger, metrics, tracer
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
-from telemetry_adapter.reporting import emit_batch_metrics
+from telemetry_adapter.reporting import emit_batch_metrics, log_batch_summary
 from telemetry_adapter.runtime import default_pipeline
 
 
@@ -41,7 +41,9 @@ def handle_batch(event: dict[str, Any], context: Any, pipeline: BatchPipeline) -
     publish = pipeline.settings.publish
     deadline = Deadline.from_context(context, default_ms=publish.default_budget_ms, margin_ms=publish.safety_margin_ms)
     report = pipeline.process(records, deadline)
-    emit_batch_metrics(report, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    emit_batch_metrics(report, seconds)
+    log_batch_summary(report, seconds)
     failed = frozenset(report.failed_message_ids)
 
     def settle(record: SQSRecord) -> None:

@@ -1,4 +1,5 @@
-"""Turns a :class:`~telemetry_adapter.pipeline.BatchReport` into CloudWatch metrics (EMF, via Powertools).
+"""Turns a :class:`~telemetry_adapter.pipeline.BatchReport` into CloudWatch metrics (EMF, via Powertools)
+and one summary log line per batch.
 
 Metric names are part of the operations contract: the dashboard and alarms in ``infra/`` use them.
 Rejections go out one EMF document per reason, dimensioned by ``reason``, so a broken or hostile
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from telemetry_adapter.observability import NAMESPACE, SERVICE, metrics
+from telemetry_adapter.observability import NAMESPACE, SERVICE, logger, metrics
 from telemetry_adapter.pipeline import BatchReport
 from telemetry_adapter.rejections import Reason
 
@@ -52,3 +53,24 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
             default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name="reason", value=reason)
+
+
+def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
+    """One INFO line per batch: the figures an operator reads first, without a line per message."""
+    logger.info(
+        "batch processed",
+        extra={
+            "received": report.received,
+            "acknowledged": report.acknowledged,
+            "failed": len(report.failed_message_ids),
+            "rejected": dict(report.rejected),
+            "duplicates_suppressed": report.duplicates_suppressed,
+            "busy_elsewhere": report.busy,
+            "events_published": report.events_published,
+            "putrecords_calls": report.publish.calls,
+            "records_retried": report.publish.records_failed,
+            "stopped_by_deadline": report.publish.stopped_by_deadline,
+            "ledger_failed": report.ledger_failed,
+            "batch_ms": round(batch_seconds * 1000, 1),
+        },
+    )
