@@ -34,6 +34,10 @@ clean:
 # --- infrastructure (issue 3) ---
 
 # --- local stack (issue 4) ---
+.PHONY: run
+## run: the whole pipeline on loopback (moto, embedded PostgreSQL, fleet, poller, consumer); ARGS='--help'
+run: $(STAMP)
+	$(PY) -m local_stack $(ARGS)
 
 # --- benchmarks (issue 6) ---
 

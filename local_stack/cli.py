@@ -1,0 +1,72 @@
+"""Entry point: parse flags, bring the services up, run until the duration ends or Ctrl-C, summarise.
+
+Exit status: 0 when the run is clean (nothing valid lost, no order broken), 1 when it is not, 2 for
+a configuration error (named in the message).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+
+from local_stack.options import Options, parse_options
+from local_stack.output import output_to_log
+from local_stack.services import local_services, worker_services
+from local_stack.session import RunResult, Shutdown, run_local, run_worker
+from local_stack.summary import format_summary, write_summary
+from telemetry_adapter.config import ConfigurationError
+
+
+@contextlib.contextmanager
+def signals_request(shutdown: Shutdown) -> Iterator[None]:
+    """SIGINT and SIGTERM ask for a clean stop (a second one skips the drain); restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        shutdown.request()
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def execute(options: Options, shutdown: Shutdown) -> RunResult:
+    """Run in the mode the options ask for, with output routed to the log file."""
+    with output_to_log(options.log_file) as terminal:
+        if options.worker:
+            with worker_services(options) as stack:
+                terminal.write(f"worker: polling {stack.resources.queue_url} (logs: {options.log_file})\n")
+                return run_worker(options, stack, terminal, shutdown)
+        terminal.write("starting moto, PostgreSQL and the resources...\n")
+        terminal.flush()
+        with local_services(options) as stack:
+            database = "embedded PostgreSQL" if stack.embedded_database else "DATABASE_URL"
+            terminal.write(
+                f"AWS endpoint {stack.endpoint_url}, ledger on {database}; logs and metrics: {options.log_file}\n"
+            )
+            return run_local(options, stack, terminal, shutdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run; return the exit status."""
+    options = parse_options(argv)
+    shutdown = Shutdown()
+    try:
+        with signals_request(shutdown):
+            result = execute(options, shutdown)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    write_summary(result.summary, options.summary)
+    print(format_summary(result.summary))
+    print(f"summary written to {options.summary}")
+    return 0 if result.summary["ok"] else 1

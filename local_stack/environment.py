@@ -1,0 +1,67 @@
+"""The processor's environment inside ``make run``, applied to ``os.environ`` and restored afterwards.
+
+The processor and the health handler read their configuration from the environment, exactly as in
+Lambda (SPEC section 7), so the local stack configures them the same way instead of passing objects
+around: the values here are what a deployed function would see, pointed at loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+
+REGION = "us-east-1"
+STREAM_NAME = "events"
+QUEUE_NAME = "submissions"
+DLQ_NAME = "submissions-dlq"
+
+# moto accepts any credentials; these keep boto3 from looking for real ones (and never find them).
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def local_environment(*, endpoint_url: str, database_url: str, queue_url: str, dlq_url: str) -> dict[str, str]:
+    """Variables for a run against the embedded services."""
+    return {
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "STREAM_NAME": STREAM_NAME,
+        "QUEUE_URL": queue_url,
+        "DLQ_URL": dlq_url,
+        "DATABASE_URL": database_url,
+        "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter"),
+        "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapterLocal"),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def budget_margin(function_timeout_ms: int) -> dict[str, str]:
+    """``TIME_BUDGET_MARGIN_MS`` for a short local function timeout, unless the user set one.
+
+    The processor's default margin (10 s) suits a deployed function with a long timeout; with the
+    local default of 5 s it would leave no time to publish at all, so a quarter of the timeout is kept.
+    """
+    if os.environ.get("TIME_BUDGET_MARGIN_MS", "").strip():
+        return {}
+    return {"TIME_BUDGET_MARGIN_MS": str(min(10_000, function_timeout_ms // 4))}
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then restore what was there before."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

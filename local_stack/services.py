@@ -1,0 +1,103 @@
+"""The services a run needs: the embedded AWS endpoint and PostgreSQL, or the real ones in worker mode.
+
+Local mode starts moto on a free loopback port, uses ``DATABASE_URL`` when set (else an embedded,
+pip-installed PostgreSQL in a temporary folder), applies the ledger migrations, creates the queue,
+DLQ and stream, and sets the processor's environment for the duration of the block. Worker mode
+starts nothing: it checks the environment names a queue, a stream and a database and uses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from devkit.postgres import embedded_server
+from local_stack.environment import FAKE_CREDENTIALS, REGION, budget_margin, local_environment, patched_environ
+from local_stack.moto_server import LoopbackMotoServer
+from local_stack.options import Options
+from local_stack.resources import Resources, create_resources
+from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.migrations import apply_migrations
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What a run talks to."""
+
+    resources: Resources
+    database_url: str | None
+    """The ledger's URL when known (local mode, or ``DATABASE_URL`` in worker mode)."""
+    endpoint_url: str | None
+    """The embedded AWS endpoint (None against real AWS)."""
+    embedded_database: bool = False
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client configured from the environment (region, endpoint, credentials), as Lambda's are."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def migrate(database_url: str) -> list[int]:
+    """Apply the ledger migrations (idempotent; returns the versions applied now)."""
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        return apply_migrations(connection)
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def local_services(options: Options) -> Iterator[Stack]:
+    """moto, PostgreSQL, migrations, resources and the processor's environment, torn down on exit."""
+    with contextlib.ExitStack() as stack:
+        moto = LoopbackMotoServer()
+        moto.start()
+        stack.callback(moto.stop)
+        given_url = os.environ.get("DATABASE_URL", "").strip()
+        database_url = given_url or stack.enter_context(embedded_server())
+        migrate(database_url)
+        aws = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": moto.endpoint_url, "AWS_REGION": REGION}
+        with patched_environ({**aws, "AWS_DEFAULT_REGION": REGION}):
+            resources = create_resources(
+                aws_client("sqs"),
+                aws_client("kinesis"),
+                visibility_timeout=options.visibility_timeout,
+                max_receive_count=options.max_receive_count,
+            )
+        environment = local_environment(
+            endpoint_url=moto.endpoint_url,
+            database_url=database_url,
+            queue_url=resources.queue_url,
+            dlq_url=resources.dlq_url,
+        )
+        environment.update(budget_margin(int(options.function_timeout * 1000)))
+        stack.enter_context(patched_environ(environment))
+        yield Stack(resources, database_url, moto.endpoint_url, embedded_database=not given_url)
+
+
+@contextlib.contextmanager
+def worker_services(options: Options) -> Iterator[Stack]:
+    """The real endpoints the environment names; raises ConfigurationError naming what is missing."""
+    missing = [name for name in ("QUEUE_URL", "STREAM_NAME") if not os.environ.get(name, "").strip()]
+    if missing:
+        raise ConfigurationError(f"--worker needs {' and '.join(missing)} in the environment")
+    DatabaseSettings.from_env()  # fails early, naming the variable, when the database is not configured
+    with patched_environ(budget_margin(int(options.function_timeout * 1000))):
+        resources = Resources(
+            queue_url=os.environ["QUEUE_URL"].strip(),
+            dlq_url=os.environ.get("DLQ_URL", "").strip(),
+            stream_name=os.environ["STREAM_NAME"].strip(),
+        )
+        yield Stack(
+            resources,
+            os.environ.get("DATABASE_URL", "").strip() or None,
+            os.environ.get("AWS_ENDPOINT_URL") or None,
+        )
