@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""CDK entry point (``cdk.json`` runs it): ``make synth`` writes ``cdk.out/``, ``make deploy`` deploys."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from infra.app import build_app
+from infra.settings import ContextError
+
+
+def main() -> int:
+    """Synthesize the stack; a bad context value stops here with a message naming it."""
+    app = cdk.App()
+    try:
+        build_app(app)
+    except ContextError as error:
+        print(f"invalid CDK context: {error}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

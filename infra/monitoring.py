@@ -1,0 +1,279 @@
+"""Alarms that page through SNS, and the operations dashboard.
+
+The processor's own figures are EMF metrics (``functions/telemetry_adapter/reporting.py``) in
+namespace ``TelemetryAdapter`` with dimension ``service=telemetry-adapter``; the rest are AWS platform
+metrics (SQS, Lambda, Kinesis, RDS, Lambda Insights). What each alarm means and what to do about it
+is in docs/readme/alarms.md; the alarm descriptions point there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.database import LedgerDatabase
+from infra.functions import METRICS_NAMESPACE, SERVICE_NAME, Functions
+from infra.ingest import IngestQueues
+from infra.settings import DeploySettings
+
+FIVE_MINUTES = Duration.minutes(5)
+ONE_MINUTE = Duration.minutes(1)
+RUNBOOK = "Runbook: docs/readme/alarms.md#"
+
+
+def app_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES, label: str | None = None) -> cw.Metric:
+    """One of the processor's EMF metrics."""
+    return cw.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME},
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
+
+
+@dataclass(frozen=True)
+class _AlarmSpec:
+    name: str
+    metric: cw.IMetric
+    threshold: float
+    comparison: cw.ComparisonOperator
+    description: str
+    evaluation_periods: int = 1
+
+
+class Monitoring(Construct):
+    """The alarm topic (``topic``), the alarms (``alarms`` by name) and the ``dashboard``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploySettings,
+        queues: IngestQueues,
+        stream: kinesis.Stream,
+        database: LedgerDatabase,
+        functions: Functions,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._queues = queues
+        self._stream = stream
+        self._database = database
+        self._functions = functions
+        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the alarm topic")
+        # CloudWatch publishes alarm notifications to the encrypted topic, so it must use the key.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(self, "AlarmTopic", display_name="Telemetry Adapter alarms", master_key=key, enforce_ssl=True)
+        if settings.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        self.alarms = {spec.name: self._alarm(spec) for spec in self._alarm_specs(settings)}
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name="TelemetryAdapter", widgets=self._widgets())
+
+    def _alarm_specs(self, settings: DeploySettings) -> list[_AlarmSpec]:
+        queues, processor = self._queues, self._functions.processor
+        at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        reject_rate = cw.MathExpression(
+            expression="IF(received > 0, 100 * rejected / received, 0)",
+            using_metrics={
+                "received": app_metric("MessagesReceived"),
+                "rejected": app_metric("SubmissionsRejected"),
+            },
+            period=FIVE_MINUTES,
+            label="Rejected submissions (% of messages received)",
+        )
+        return [
+            _AlarmSpec(
+                "DeadLetterQueueNotEmpty",
+                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=ONE_MINUTE, statistic="Maximum"
+                ),
+                0,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                "Messages reached the dead-letter queue: valid data is waiting for a redrive.",
+            ),
+            _AlarmSpec(
+                "OldestMessageAge",
+                queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+                settings.alarm_oldest_message_age_seconds,
+                at_least,
+                "The oldest submission has waited too long: the processor is down, stuck or too slow.",
+                evaluation_periods=5,
+            ),
+            _AlarmSpec(
+                "ProcessorErrors",
+                processor.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+                settings.alarm_errors_threshold,
+                at_least,
+                "Processor invocations failed as a whole (crash, timeout, configuration error).",
+            ),
+            _AlarmSpec(
+                "ProcessorThrottles",
+                processor.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+                settings.alarm_throttles_threshold,
+                at_least,
+                "Lambda throttled the processor: account concurrency is exhausted.",
+            ),
+            _AlarmSpec(
+                "KinesisPutFailures",
+                app_metric("PutRecordsCallsFailed"),
+                settings.alarm_put_failures_threshold,
+                at_least,
+                "PutRecords calls failed as a whole (Kinesis unreachable, access denied, errors).",
+            ),
+            _AlarmSpec(
+                "KinesisThrottling",
+                app_metric("KinesisRecordsThrottled"),
+                settings.alarm_put_failures_threshold,
+                at_least,
+                "Kinesis throttled records (ProvisionedThroughputExceeded): the stream lacks capacity.",
+            ),
+            _AlarmSpec(
+                "RejectRateHigh",
+                reject_rate,
+                settings.alarm_reject_rate_percent,
+                cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                "Too many submissions are invalid: a broken sensor release or hostile input.",
+                evaluation_periods=2,
+            ),
+            _AlarmSpec(
+                "LedgerFailures",
+                app_metric("LedgerFailures"),
+                settings.alarm_ledger_failures_threshold,
+                at_least,
+                "Batches could not reach the ledger database (RDS Proxy or PostgreSQL down or overloaded).",
+            ),
+        ]
+
+    def _alarm(self, spec: _AlarmSpec) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            spec.name,
+            alarm_name=f"TelemetryAdapter-{spec.name}",
+            alarm_description=f"{spec.description} {RUNBOOK}{spec.name.lower()}",
+            metric=spec.metric,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.evaluation_periods,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        action = cw_actions.SnsAction(self.topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        return alarm
+
+    def _widgets(self) -> list[list[cw.IWidget]]:
+        queues, functions, proxy = self._queues, self._functions, self._database.proxy
+        processor = functions.processor
+
+        def graph(title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None) -> cw.GraphWidget:
+            return cw.GraphWidget(title=title, left=left, right=right or [], width=8, height=6)
+
+        def latency(name: str) -> list[cw.IMetric]:
+            return [app_metric(name, stat, label=f"{name} {stat}") for stat in ("p50", "p99", "Maximum")]
+
+        proxy_metric = {"namespace": "AWS/RDS", "dimensions_map": {"ProxyName": proxy.db_proxy_name}}
+        rejects_by_reason = cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{METRICS_NAMESPACE},reason,service}} MetricName=\"SubmissionsRejectedByReason\" "
+                f"service=\"{SERVICE_NAME}\"', 'Sum', 300)"
+            ),
+            label="",
+            period=FIVE_MINUTES,
+        )
+        insights = {"namespace": "LambdaInsights", "dimensions_map": {"function_name": processor.function_name}}
+        return [
+            [
+                graph("Batch latency (ms)", latency("BatchLatency")),
+                graph(
+                    "Messages received vs acknowledged",
+                    [app_metric(name) for name in ("MessagesReceived", "MessagesAcknowledged", "MessagesFailed")],
+                ),
+                graph("Events published", [app_metric("EventsPublished"), app_metric("SubmissionsCompleted")]),
+            ],
+            [
+                graph("Rejects by reason", [rejects_by_reason], [app_metric("SubmissionsRejected")]),
+                graph(
+                    "Duplicates",
+                    [app_metric(n) for n in ("DuplicatesSuppressed", "ConflictingDuplicates", "SubmissionsBusyElsewhere")],
+                ),
+                graph(
+                    "Kinesis retries and throttling",
+                    [app_metric(n) for n in ("KinesisRecordsRetried", "KinesisRecordsThrottled", "PutRecordsCallsFailed")]
+                    + [self._stream.metric_put_records_throttled_records(period=FIVE_MINUTES, statistic="Sum")],
+                    [app_metric("PutRecordsCalls"), app_metric("SubmissionsGaveUp"), app_metric("DeadlineStops")],
+                ),
+            ],
+            [
+                graph("PutRecords latency (ms)", latency("PutRecordsLatency")),
+                graph(
+                    "Ledger statement latency (ms)",
+                    [
+                        app_metric(f"LedgerStatementLatency_{name}", stat, label=f"{name} {stat}")
+                        for name in ("claim", "outcome")
+                        for stat in ("p50", "p99")
+                    ],
+                    [app_metric("LedgerFailures")],
+                ),
+                graph(
+                    "Queue depth and oldest message (s)",
+                    [
+                        queues.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE),
+                        queues.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE),
+                    ],
+                    [queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
+                ),
+            ],
+            [
+                graph(
+                    "Dead-letter queue depth",
+                    [queues.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE)],
+                ),
+                graph(
+                    "Processor duration (ms), errors, throttles",
+                    [processor.metric_duration(statistic="p50"), processor.metric_duration(statistic="p99")],
+                    [processor.metric_errors(), processor.metric_throttles()],
+                ),
+                graph(
+                    "Processor concurrent executions",
+                    [processor.metric("ConcurrentExecutions", statistic="Maximum", period=ONE_MINUTE)],
+                ),
+            ],
+            [
+                graph(
+                    "RDS Proxy connections",
+                    [
+                        cw.Metric(metric_name=name, statistic="Maximum", period=ONE_MINUTE, **proxy_metric)  # type: ignore[arg-type]
+                        for name in ("ClientConnections", "DatabaseConnections")
+                    ],
+                ),
+                graph(
+                    "Ledger database CPU (%) and free memory",
+                    [self._database.instance.metric_cpu_utilization()],
+                    [self._database.instance.metric_freeable_memory()],
+                ),
+                graph(
+                    "Processor memory (%) and CPU time (ms), Lambda Insights",
+                    [cw.Metric(metric_name="memory_utilization", statistic="Maximum", **insights)],  # type: ignore[arg-type]
+                    [cw.Metric(metric_name="cpu_total_time", statistic="Average", **insights)],  # type: ignore[arg-type]
+                ),
+            ],
+            [cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=24, height=4)],
+        ]
