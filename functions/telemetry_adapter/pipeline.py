@@ -140,10 +140,11 @@ class BatchPipeline:
         try:
             self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
         except Exception:
-            # Published events are in Kinesis, so finished messages are still acknowledged; the rest
-            # are redelivered and resume from the last recorded prefix once the lease expires (the
-            # re-sent records carry the same ids).
-            logger.exception("ledger outcome failed; unfinished submissions resume from the last record")
+            # No submission claimed here is acknowledged, finished ones included: acknowledged, their
+            # rows would stay unfinished for good (no redelivery would ever complete them, and a later
+            # duplicate would be published again). Redelivered, they resume from the last recorded
+            # prefix once the lease expires, and the re-sent records carry the same ids.
+            logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
             report.ledger_failed = True
 
     def _settle_primaries(
@@ -158,7 +159,7 @@ class BatchPipeline:
         for submission_id, message in primaries.items():
             status = claims[submission_id].status
             if status is ClaimStatus.CLAIMED:
-                if jobs[submission_id].done:
+                if jobs[submission_id].done and not report.ledger_failed:
                     report.submissions_completed += 1
                     acked.add(submission_id)
                 else:
