@@ -111,13 +111,11 @@ class FleetEmulator:
             thread.join(timeout)
 
     def _run(self, index: int, count: int) -> None:
-        rng = random.Random(self.seed * 1_000 + index)
+        rng = random.Random(self.seed * 1_000 + index)  # noqa: S311 - test data, not cryptography
         sqs = self._sqs_factory()
         start = time.monotonic()
         total = len(self._devices)
-        schedule = [
-            (start + self._interval * position / total, position) for position in range(index, total, count)
-        ]
+        schedule = [(start + self._interval * position / total, position) for position in range(index, total, count)]
         heapq.heapify(schedule)
         while not self._stop.is_set():
             due, position = schedule[0]
@@ -157,4 +155,3 @@ class FleetEmulator:
             return False
         self._tally.add(sent=1)
         return True
-

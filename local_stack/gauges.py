@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import urllib.error
@@ -54,12 +55,10 @@ class Gauges:
 
     def sample(self) -> None:
         """Read each gauge once (a failed read leaves the previous value)."""
-        try:
+        with contextlib.suppress(Exception):  # a failed read shows stale numbers; the next sample tries again
             self._tally.set(queue_depth=queue_depth(self._sqs, self._queue_url).total)
             if self._dlq_url:
                 self._tally.set(dlq_depth=queue_depth(self._sqs, self._dlq_url).total)
-        except Exception:  # shown as stale numbers; the next sample tries again
-            pass
         if self._health_url:
             self._tally.set(health=probe_health(self._health_url))
 

@@ -26,7 +26,9 @@ HANDLER_MODULE = "health.handler"
 _CONTEXT_TIMEOUT_MS = 10_000
 
 
-def function_url_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+def function_url_event(
+    method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
     """A Function URL (payload format 2.0) event for one HTTP request."""
     parts = urlsplit(target)
     now = time.time()
@@ -101,7 +103,7 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

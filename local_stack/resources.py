@@ -38,9 +38,9 @@ class QueueDepth:
 
 def create_resources(sqs: Any, kinesis: Any, *, visibility_timeout: int, max_receive_count: int) -> Resources:
     """Create the DLQ, the queue redriving into it after ``max_receive_count`` receives, and the stream."""
-    dlq_url = sqs.create_queue(
-        QueueName=DLQ_NAME, Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
-    )["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)})[
+        "QueueUrl"
+    ]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
     queue_url = sqs.create_queue(

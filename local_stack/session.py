@@ -170,11 +170,9 @@ def _drain(sqs: Any, queue_url: str, poller: Poller, timeout: float, shutdown: S
     """Wait until the queue holds nothing (visible, in flight or delayed); False on timeout or abort."""
     ends = time.monotonic() + timeout
     while time.monotonic() < ends and not shutdown.abort.is_set():
-        try:
+        with contextlib.suppress(Exception):  # the endpoint is busy: look again
             if queue_depth(sqs, queue_url).total == 0 and poller.idle.is_set():
                 return True
-        except Exception:  # the endpoint is busy; look again
-            pass
         shutdown.abort.wait(_DRAIN_CHECK_SECONDS)
     return False
 

@@ -81,6 +81,7 @@ def _processor_figures(s: dict[str, Any]) -> dict[str, Any]:
         "ledger_failures": s["ledger_failures"],
         "deadline_stops": s["deadline_stops"],
         "db_sessions_terminated": s["db_sessions_terminated"],
+        "health": s["health"],
     }
 
 
