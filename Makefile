@@ -42,3 +42,8 @@ run: $(STAMP)
 # --- benchmarks (issue 6) ---
 
 # --- chaos (issue 7) ---
+.PHONY: chaos
+## chaos: fault injection through the real handler for DURATION seconds (default 600) -> build/chaos.json
+chaos: $(STAMP)
+	$(PY) -m chaos --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),600) \
+		--output build/chaos.json --log build/chaos.log

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,23 +93,31 @@ def run_worker(event: dict[str, Any], env: dict[str, str], *, kill_after_calls: 
         assert child.stdout is not None
         child.stdin.write(job)
         child.stdin.close()
-        deadline = time.monotonic() + 60
-        for line in child.stdout:
-            if line.startswith(PROTOCOL + ACKED):
-                child.send_signal(signal.SIGKILL)
-                child.wait(timeout=10)
-                return WorkerOutcome(killed=True, failed_message_ids=every)
-            if line.startswith(PROTOCOL + RESULT):
-                response = json.loads(line[len(PROTOCOL + RESULT) :])
-                child.wait(timeout=10)
-                return WorkerOutcome(
-                    killed=False,
-                    failed_message_ids=frozenset(item["itemIdentifier"] for item in response["batchItemFailures"]),
-                )
-            if time.monotonic() > deadline:
-                break
-        child.kill()
-        child.wait(timeout=10)
+        watchdog = threading.Timer(_WAIT_FOR_KILL_SECONDS, child.kill)  # a hung child cannot hang the run
+        watchdog.start()
+        try:
+            return _follow(child, every)
+        finally:
+            watchdog.cancel()
+
+
+def _follow(child: subprocess.Popen[str], every: frozenset[str]) -> WorkerOutcome:
+    """Read the child's protocol lines until it says ACKED (then SIGKILL it) or gives its result."""
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith(PROTOCOL + ACKED):
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+            return WorkerOutcome(killed=True, failed_message_ids=every)
+        if line.startswith(PROTOCOL + RESULT):
+            response = json.loads(line[len(PROTOCOL + RESULT) :])
+            child.wait(timeout=10)
+            return WorkerOutcome(
+                killed=False,
+                failed_message_ids=frozenset(item["itemIdentifier"] for item in response["batchItemFailures"]),
+            )
+    child.kill()  # it died or went silent: the invocation failed as a whole
+    child.wait(timeout=10)
     return WorkerOutcome(killed=False, failed_message_ids=every)
 
 
