@@ -43,9 +43,9 @@ def _source_files() -> list[Path]:
     files = []
     for path in sorted(FUNCTIONS_DIR.rglob("*")):
         parts = path.relative_to(FUNCTIONS_DIR).parts
-        if path.is_file() and not any(part in ("__pycache__", "tests") or part.startswith(".") for part in parts):
-            if path.suffix not in (".pyc", ".pyo"):
-                files.append(path)
+        hidden = any(part in ("__pycache__", "tests") or part.startswith(".") for part in parts)
+        if path.is_file() and not hidden and path.suffix not in (".pyc", ".pyo"):
+            files.append(path)
     return files
 
 

@@ -179,7 +179,9 @@ class LedgerDatabase(Construct):
         )
         self.instance.connections.allow_default_port_from(proxy_security_group, "PostgreSQL from RDS Proxy")
         self.proxy.connections.allow_from(self.function_security_group, ec2.Port.tcp(PORT), "From the functions")
-        self.function_security_group.add_egress_rule(proxy_security_group, ec2.Port.tcp(PORT), "PostgreSQL to the proxy")
+        self.function_security_group.add_egress_rule(
+            proxy_security_group, ec2.Port.tcp(PORT), "PostgreSQL to the proxy"
+        )
         self._suppress(settings)
 
     def grant_connect(self, grantee: iam.IGrantable, user: str) -> None:

@@ -50,7 +50,9 @@ _MANAGED_POLICIES = (
 
 def _acknowledge_managed_policies(scope: Construct, names: tuple[str, ...] = _MANAGED_POLICIES) -> None:
     for name in names:
-        acknowledge(scope, (f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]", _MANAGED_POLICY_REASON))
+        acknowledge(
+            scope, (f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]", _MANAGED_POLICY_REASON)
+        )
 
 
 def _logical_id(function: lambda_.Function) -> str:
@@ -78,6 +80,9 @@ class Functions(Construct):
         self._code = lambda_code()
         proxy = database.proxy.endpoint
         database_env = {"DB_HOST": proxy, "DB_PORT": str(PORT), "DB_NAME": DATABASE_NAME, "DB_USER": APP_USER}
+        # Declared empty so `sam local invoke --env-vars events/env.json` may set them (SAM only
+        # overrides variables the template declares); empty means unset to boto3 and to the ledger.
+        local_overrides = {"DATABASE_URL": "", "AWS_ENDPOINT_URL": ""}
         common_env = {
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -92,9 +97,11 @@ class Functions(Construct):
             timeout=Duration.seconds(settings.function_timeout_seconds),
             memory_mb=settings.function_memory_mb,
             insights=settings.lambda_insights,
+            logical_id="ProcessorFunction",
             environment={
                 **common_env,
                 **database_env,
+                **local_overrides,
                 "STREAM_NAME": stream.stream_name,
                 "TIME_BUDGET_MARGIN_MS": str(settings.time_budget_margin_ms),
                 "LEDGER_RETENTION_DAYS": str(settings.ledger_retention_days),
@@ -111,9 +118,11 @@ class Functions(Construct):
             description="Health check: ledger, stream, queues, processor heartbeat",
             timeout=Duration.seconds(10),
             memory_mb=256,
+            logical_id="HealthFunction",
             environment={
                 **common_env,
                 **database_env,
+                **local_overrides,
                 "STREAM_NAME": stream.stream_name,
                 "QUEUE_URL": queues.queue.queue_url,
                 "DLQ_URL": queues.dead_letter_queue.queue_url,
@@ -122,9 +131,7 @@ class Functions(Construct):
             },
         )
         self._grant_health_checks(queues, stream)
-        self.health_url = self.health.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType[settings.health_url_auth]
-        )
+        self.health_url = self.health.add_function_url(auth_type=lambda_.FunctionUrlAuthType[settings.health_url_auth])
 
         self.migration = self._migration()
         self.cleanup = self._cleanup(common_env, database_env)
@@ -143,7 +150,7 @@ class Functions(Construct):
         )
         queues.queue.grant_consume_messages(self.processor)
         # The role's policy (SQS consume) must exist before the mapping, which AWS validates on creation.
-        self.event_source.node.add_dependency(self.migration, self.processor.role)  # type: ignore[arg-type]
+        self.event_source.node.add_dependency(self.migration, self.processor.role)
 
     def _function(
         self,
@@ -155,6 +162,7 @@ class Functions(Construct):
         memory_mb: int,
         environment: dict[str, str],
         insights: bool = False,
+        logical_id: str | None = None,
     ) -> lambda_.Function:
         """A function of the shared asset in the VPC, with its own log group (retention set)."""
         log_group = logs.LogGroup(
@@ -178,12 +186,14 @@ class Functions(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             insights_version=INSIGHTS if insights else None,
         )
+        cfn = function.node.default_child
+        if not isinstance(cfn, lambda_.CfnFunction):
+            raise AssertionError("unexpected Lambda L1 resource")
+        if logical_id:  # a stable name for `sam local invoke` and the docs
+            cfn.override_logical_id(logical_id)
         if self._settings.tracing:
             # Active tracing through the L1 property plus the AWS-managed X-Ray policy: the L2 switch
             # would add an inline xray:* statement on "*" to the function's own policy.
-            cfn = function.node.default_child
-            if not isinstance(cfn, lambda_.CfnFunction):
-                raise AssertionError("unexpected Lambda L1 resource")
             cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
             function.role.add_managed_policy(  # type: ignore[union-attr]
                 iam.ManagedPolicy.from_aws_managed_policy_name("AWSXRayDaemonWriteAccess")

@@ -31,7 +31,9 @@ class IngestQueues(Construct):
             enforce_ssl=True,
             retention_period=DLQ_RETENTION,
         )
-        acknowledge(self.dead_letter_queue, ("AwsSolutions-SQS3", "This queue is the dead-letter queue of 'submissions'."))
+        acknowledge(
+            self.dead_letter_queue, ("AwsSolutions-SQS3", "This queue is the dead-letter queue of 'submissions'.")
+        )
         self.queue = sqs.Queue(
             self,
             "Queue",

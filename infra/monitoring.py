@@ -8,6 +8,7 @@ is in docs/readme/alarms.md; the alarm descriptions point there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -30,7 +31,9 @@ ONE_MINUTE = Duration.minutes(1)
 RUNBOOK = "Runbook: docs/readme/alarms.md#"
 
 
-def app_metric(name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES, label: str | None = None) -> cw.Metric:
+def app_metric(
+    name: str, statistic: str = "Sum", period: Duration = FIVE_MINUTES, label: str | None = None
+) -> cw.Metric:
     """One of the processor's EMF metrics."""
     return cw.Metric(
         namespace=METRICS_NAMESPACE,
@@ -80,7 +83,9 @@ class Monitoring(Construct):
                 resources=["*"],
             )
         )
-        self.topic = sns.Topic(self, "AlarmTopic", display_name="Telemetry Adapter alarms", master_key=key, enforce_ssl=True)
+        self.topic = sns.Topic(
+            self, "AlarmTopic", display_name="Telemetry Adapter alarms", master_key=key, enforce_ssl=True
+        )
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         self.alarms = {spec.name: self._alarm(spec) for spec in self._alarm_specs(settings)}
@@ -183,8 +188,8 @@ class Monitoring(Construct):
         queues, functions, proxy = self._queues, self._functions, self._database.proxy
         processor = functions.processor
 
-        def graph(title: str, left: list[cw.IMetric], right: list[cw.IMetric] | None = None) -> cw.GraphWidget:
-            return cw.GraphWidget(title=title, left=left, right=right or [], width=8, height=6)
+        def graph(title: str, left: Sequence[cw.IMetric], right: Sequence[cw.IMetric] = ()) -> cw.GraphWidget:
+            return cw.GraphWidget(title=title, left=list(left), right=list(right), width=8, height=6)
 
         def latency(name: str) -> list[cw.IMetric]:
             return [app_metric(name, stat, label=f"{name} {stat}") for stat in ("p50", "p99", "Maximum")]
@@ -192,7 +197,7 @@ class Monitoring(Construct):
         proxy_metric = {"namespace": "AWS/RDS", "dimensions_map": {"ProxyName": proxy.db_proxy_name}}
         rejects_by_reason = cw.MathExpression(
             expression=(
-                f"SEARCH('{{{METRICS_NAMESPACE},reason,service}} MetricName=\"SubmissionsRejectedByReason\" "
+                f'SEARCH(\'{{{METRICS_NAMESPACE},reason,service}} MetricName="SubmissionsRejectedByReason" '
                 f"service=\"{SERVICE_NAME}\"', 'Sum', 300)"
             ),
             label="",
@@ -212,11 +217,17 @@ class Monitoring(Construct):
                 graph("Rejects by reason", [rejects_by_reason], [app_metric("SubmissionsRejected")]),
                 graph(
                     "Duplicates",
-                    [app_metric(n) for n in ("DuplicatesSuppressed", "ConflictingDuplicates", "SubmissionsBusyElsewhere")],
+                    [
+                        app_metric(n)
+                        for n in ("DuplicatesSuppressed", "ConflictingDuplicates", "SubmissionsBusyElsewhere")
+                    ],
                 ),
                 graph(
                     "Kinesis retries and throttling",
-                    [app_metric(n) for n in ("KinesisRecordsRetried", "KinesisRecordsThrottled", "PutRecordsCallsFailed")]
+                    [
+                        app_metric(n)
+                        for n in ("KinesisRecordsRetried", "KinesisRecordsThrottled", "PutRecordsCallsFailed")
+                    ]
                     + [self._stream.metric_put_records_throttled_records(period=FIVE_MINUTES, statistic="Sum")],
                     [app_metric("PutRecordsCalls"), app_metric("SubmissionsGaveUp"), app_metric("DeadlineStops")],
                 ),

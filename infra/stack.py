@@ -21,7 +21,9 @@ class TelemetryAdapterStack(Stack):
     """Everything the adapter needs in one account and region."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings, **kwargs: Any) -> None:
-        super().__init__(scope, construct_id, description="Telemetry Adapter: SQS to Kinesis for EDR telemetry", **kwargs)
+        super().__init__(
+            scope, construct_id, description="Telemetry Adapter: SQS to Kinesis for EDR telemetry", **kwargs
+        )
         self.queues = IngestQueues(self, "Ingest", settings=settings)
         self.stream = EventStream(self, "Events", settings=settings).stream
         self.database = LedgerDatabase(self, "Ledger", settings=settings)
