@@ -40,6 +40,15 @@ run: $(STAMP)
 	$(PY) -m local_stack $(ARGS)
 
 # --- benchmarks (issue 6) ---
+.PHONY: bench bench-quick
+BENCH_ARGS ?=
+## bench: handler vs I/O floor vs naive, CPU, cold start, memory (SPEC 10); table, build/bench.json, docs/bench.png
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+## bench-quick: the same machinery on small batches (about 15 s); chart to build/bench.png
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 # --- chaos (issue 7) ---
 .PHONY: chaos

@@ -1,0 +1,129 @@
+"""The per-batch cases: each prepares everything it may precompute, then returns the timed action.
+
+``handler`` is the real Lambda entry point (``processor.handler.lambda_handler``, Powertools
+decorators included) on a Lambda-shaped event, built from the environment like a warm Lambda;
+``floor`` and ``floor_unordered`` are the I/O floor (:mod:`bench.floor`); ``naive`` is
+:mod:`bench.naive`. All of them use the same database server and the same moto backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.floor import Floor
+from bench.naive import NaiveProcessor
+from bench.stack import STREAM, Stack
+from bench.workload import Batch
+from devkit.lambda_shapes import LambdaContext
+
+CASES = ("handler", "floor", "floor_unordered", "naive")
+_TIMEOUT_MS = 900_000  # Lambda's maximum: the benchmark measures work, not the deadline
+
+
+class BenchFailure(RuntimeError):
+    """A case did not process its batch completely; its timing would be meaningless."""
+
+
+@dataclass
+class RoundTrips:
+    """Ledger statements and PutRecords calls one handler batch cost, with what SPEC requires."""
+
+    ledger_statements: int
+    putrecords_calls: int
+    putrecords_calls_packing: int
+    """Calls the ordering rule needs for these records (sequential packing, no failures)."""
+    putrecords_calls_lower_bound: int
+    """SPEC guarantee 2's ``max(longest submission, ceil(events / 500))``."""
+    events: int
+    events_published: int
+
+
+class Runner:
+    """Builds each case's timed action against one stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._connection = stack.connect()
+        # Everything the handler imports is loaded once here, as in a warm Lambda.
+        from processor import handler
+        from telemetry_adapter.runtime import default_pipeline
+
+        default_pipeline.cache_clear()
+        self._handler = handler.lambda_handler
+        self._pipeline = default_pipeline
+
+    @property
+    def publish_concurrency(self) -> int:
+        """PutRecords calls the handler keeps in flight (``PUBLISH_CONCURRENCY``)."""
+        return self._pipeline().settings.publish.max_concurrency
+
+    def close(self) -> None:
+        """Release the connections the cases opened."""
+        self._connection.close()
+        pipeline = self._pipeline()
+        pipeline.publisher.close()
+        self._pipeline.cache_clear()
+
+    def prepare(self, case: str, batch: Batch) -> Callable[[], None]:
+        """The timed action of ``case`` for ``batch`` (reset the stack for ``batch.size`` first)."""
+        if case == "handler":
+            return self._handler_action(batch)
+        if case in ("floor", "floor_unordered"):
+            return Floor(self._connection, self._stack.kinesis, STREAM, batch, ordered=case == "floor")
+        if case == "naive":
+            return self._naive_action(batch)
+        raise ValueError(f"unknown case {case!r}")
+
+    def warm_up(self, batch: Batch) -> None:
+        """One untimed handler batch: connections opened, caches filled, as in a warm Lambda."""
+        self._stack.reset(batch.size)
+        self._handler_action(batch)()
+
+    def round_trips(self, batch: Batch) -> RoundTrips:
+        """One untimed batch through the handler's pipeline, counting its I/O and checking its output."""
+        from telemetry_adapter.deadline import Deadline
+
+        self._stack.reset(batch.size)
+        pipeline = self._pipeline()
+        before = pipeline.ledger.statements
+        report = pipeline.process(batch.event["Records"], Deadline(_TIMEOUT_MS, 0))
+        if report.failed_message_ids or report.events_published != batch.event_count:
+            raise BenchFailure(f"handler pipeline left work undone: {report}")
+        from bench.packing import lower_bound, ordered_calls
+
+        return RoundTrips(
+            ledger_statements=pipeline.ledger.statements - before,
+            putrecords_calls=report.publish.calls,
+            putrecords_calls_packing=len(ordered_calls(batch.records)),
+            putrecords_calls_lower_bound=lower_bound([len(records) for records in batch.records]),
+            events=batch.event_count,
+            events_published=report.events_published,
+        )
+
+    def _handler_action(self, batch: Batch) -> Callable[[], None]:
+        event = batch.event
+        handler = self._handler
+
+        def run() -> None:
+            context = LambdaContext(timeout_ms=_TIMEOUT_MS)
+            # Powertools prints the EMF metrics document to stdout, as in Lambda; keep it off the table.
+            with contextlib.redirect_stdout(io.StringIO()):
+                response: dict[str, Any] = handler(event, context)
+            if response["batchItemFailures"]:
+                raise BenchFailure(f"handler failed {len(response['batchItemFailures'])} messages")
+
+        return run
+
+    def _naive_action(self, batch: Batch) -> Callable[[], None]:
+        processor = NaiveProcessor(self._connection, self._stack.kinesis, STREAM)
+        event = batch.event
+
+        def run() -> None:
+            if processor.handle(event)["batchItemFailures"]:
+                raise BenchFailure("naive design failed messages")
+
+        return run

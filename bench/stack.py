@@ -1,0 +1,92 @@
+"""The services every case talks to: one PostgreSQL database and Kinesis on moto, in process.
+
+All cases share them, so the comparison is fair: the same database server, the same moto backend,
+the same botocore request path. Between two timed runs the ledger is emptied and the stream is
+re-created, so each run starts from a fresh state and moto's memory does not grow run after run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pg8000.native
+from moto import mock_aws
+
+from devkit.postgres import provisioned_database
+from telemetry_adapter.ledger.connection import DatabaseSettings
+
+STREAM = "bench-events"
+REGION = "us-east-1"
+MIN_SHARDS = 4
+MAX_SHARDS = 128
+
+# The handler reads its configuration from the environment, as in Lambda. Fake credentials: moto only.
+HANDLER_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "STREAM_NAME": STREAM,
+    "POWERTOOLS_SERVICE_NAME": "telemetry-adapter",
+    "POWERTOOLS_METRICS_NAMESPACE": "TelemetryAdapterBench",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@dataclass
+class Stack:
+    """A migrated database and a moto Kinesis client, with the means to reset both between runs."""
+
+    database_url: str
+    kinesis: Any
+    _admin: pg8000.native.Connection
+
+    def reset(self, messages: int = 0) -> None:
+        """Empty the ledger and re-create the stream sized for ``messages`` (never inside a timed region)."""
+        self._admin.run("TRUNCATE submission_ledger, processor_heartbeat")
+        with contextlib.suppress(self.kinesis.exceptions.ResourceNotFoundException):
+            self.kinesis.delete_stream(StreamName=STREAM, EnforceConsumerDeletion=True)
+        self.kinesis.create_stream(StreamName=STREAM, ShardCount=shards_for(messages))
+
+    def stream_record_count(self) -> int:
+        """Records the stream holds (reads moto's backend through the API; slow, for checks only)."""
+        from devkit.kinesis import read_stream
+
+        return len(read_stream(self.kinesis, STREAM))
+
+    def connect(self) -> pg8000.native.Connection:
+        """A new connection to the bench database."""
+        return DatabaseSettings.from_url(self.database_url).connect()
+
+
+def shards_for(messages: int) -> int:
+    """Shards for a batch, as a stream provisioned for its load would have (or on-demand mode).
+
+    It matters for moto, not for our code: moto's ``Shard.put_record`` copies the shard's whole key
+    list for every record (quadratic in records per shard) and finds a record's shard by a linear
+    scan. One shard per 50 messages (about 400 records) keeps both small; with 4 shards, 80,000
+    records cost moto about 35 s and would drown every other figure.
+    """
+    return max(MIN_SHARDS, min(MAX_SHARDS, messages // 50))
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[Stack]:
+    """Provision the database (``TEST_DATABASE_URL``/``DATABASE_URL`` server, else embedded) and moto."""
+    os.environ.update(HANDLER_ENV)
+    with provisioned_database() as url, mock_aws():
+        os.environ["DATABASE_URL"] = url
+        admin = DatabaseSettings.from_url(url).connect()
+        try:
+            stack = Stack(url, boto3.client("kinesis", region_name=REGION), admin)
+            stack.reset()
+            yield stack
+        finally:
+            admin.close()
