@@ -138,6 +138,7 @@ class ChaosRun:
 
     def _run_batch(self, batch: list[Message], fault: str | None) -> None:
         event = {"Records": [message.record() for message in batch]}
+        after_calls = 1 if self.stats.batches < len(BATCH_FAULTS) else self._rng.randint(1, 3)
         self.stats.batches += 1
         self.stats.deliveries += len(batch)
         failed: frozenset[str]
@@ -148,7 +149,7 @@ class ChaosRun:
             outcome = run_worker(
                 event,
                 self._worker_env,
-                kill_after_calls=self._rng.randint(1, 3),
+                kill_after_calls=after_calls,
                 timeout_ms=self.config.timeout_ms,
             )
             self.stats.faults["worker_kills"] += outcome.killed
@@ -158,7 +159,7 @@ class ChaosRun:
             timeout_ms = self._rng.randint(*self.config.budget_cut_timeout_ms)
             failed = self._handle(self.pipelines[0], event, timeout_ms)
         elif fault in ("connection_kill", "database_restart"):
-            self.faults.hook.arm(self._rng.randint(1, 3), self._database_action(fault))
+            self.faults.hook.arm(after_calls, self._database_action(fault))
             failed = self._handle(self.pipelines[0], event, self.config.timeout_ms)
             self.faults.hook.disarm()
         else:
