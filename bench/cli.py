@@ -88,8 +88,8 @@ def run_batches(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; return the exit status."""
+def main(argv: list[str] | None = None, *, database_url: str | None = None) -> int:
+    """Run the benchmark (on ``database_url`` when given, see :func:`bench_stack`); return the exit status."""
     args = _parser().parse_args(argv)
     quick = args.quick
     sizes = args.sizes or list(QUICK_SIZES if quick else FULL_SIZES)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     chart = args.chart or Path("build/bench.png" if quick else "docs/bench.png")
     started = time.monotonic()
 
-    with bench_stack() as stack:
+    with bench_stack(database_url) as stack:
         runner = Runner(stack)
         try:
             results = run_batches(runner, stack, sizes, repeats, large_repeats, args.naive_max)

@@ -78,15 +78,24 @@ def shards_for(messages: int) -> int:
 
 
 @contextlib.contextmanager
-def bench_stack() -> Iterator[Stack]:
-    """Provision the database (``TEST_DATABASE_URL``/``DATABASE_URL`` server, else embedded) and moto."""
+def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
+    """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL``/``DATABASE_URL``
+    server, else embedded) and moto. The handler's environment is set for the duration only."""
+    saved = {name: os.environ.get(name) for name in [*HANDLER_ENV, "DATABASE_URL"]}
     os.environ.update(HANDLER_ENV)
-    with provisioned_database() as url, mock_aws():
-        os.environ["DATABASE_URL"] = url
-        admin = DatabaseSettings.from_url(url).connect()
-        try:
-            stack = Stack(url, boto3.client("kinesis", region_name=REGION), admin)
-            stack.reset()
-            yield stack
-        finally:
-            admin.close()
+    try:
+        with contextlib.ExitStack() as stack:
+            url = database_url or stack.enter_context(provisioned_database())
+            stack.enter_context(mock_aws())
+            os.environ["DATABASE_URL"] = url
+            admin = DatabaseSettings.from_url(url).connect()
+            stack.callback(admin.close)
+            bench = Stack(url, boto3.client("kinesis", region_name=REGION), admin)
+            bench.reset()
+            yield bench
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
