@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,27 +34,53 @@ _PUBLISHER_CONFIG = Config(
 
 
 @contextlib.contextmanager
+def serialised_moto_shards() -> Iterator[None]:
+    """Make moto's shard append atomic, as it is in Kinesis.
+
+    ``moto.kinesis.models.Shard.put_record`` says of itself "not safe for concurrency": two
+    concurrent PutRecords on one shard can take the same sequence number, and one record silently
+    replaces the other. The first chaos runs found exactly that (a record lost inside moto, the
+    ledger and the handler both correct), so the stand-in is fixed here rather than the product.
+    """
+    from moto.kinesis.models import Shard
+
+    original = Shard.put_record
+    lock = threading.Lock()
+
+    def put_record(self: Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        with lock:
+            return original(self, partition_key, data, explicit_hash_key)
+
+    Shard.put_record = put_record  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Shard.put_record = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
 def moto_kinesis() -> Iterator[tuple[str, Any]]:
     """A moto server on a free loopback port with the stream created; yield (endpoint, client)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per call otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client(
-            "kinesis",
-            endpoint_url=endpoint,
-            region_name=REGION,
-            config=_PUBLISHER_CONFIG,
-            aws_access_key_id=_ACCESS_KEY,
-            aws_secret_access_key=_SECRET_KEY,
-        )
-        client.create_stream(StreamName=STREAM, ShardCount=SHARDS)
-        client.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 1})
-        yield endpoint, client
-    finally:
-        server.stop()
+    with serialised_moto_shards():
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            endpoint = f"http://{host}:{port}"
+            client = boto3.client(
+                "kinesis",
+                endpoint_url=endpoint,
+                region_name=REGION,
+                config=_PUBLISHER_CONFIG,
+                aws_access_key_id=_ACCESS_KEY,
+                aws_secret_access_key=_SECRET_KEY,
+            )
+            client.create_stream(StreamName=STREAM, ShardCount=SHARDS)
+            client.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 1})
+            yield endpoint, client
+        finally:
+            server.stop()
 
 
 def worker_environment(config: ChaosConfig, database_url: str, endpoint: str) -> dict[str, str]:

@@ -99,7 +99,8 @@ def _check_submission(report: InvariantReport, submission: Submission, records: 
         if not _matches(record, submission, sequence):
             report.note("corrupted", sid)
     if len(first) < len(submission.events):
-        report.note("lost", sid)
+        missing = sorted(set(range(len(submission.events))) - set(first))
+        report.note("lost", f"{sid} (missing sequences {missing})")
 
 
 def _identity(record: Mapping[str, Any]) -> tuple[Any, ...]:
