@@ -83,7 +83,7 @@ def decode_body(body: object, limits: Limits) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise Rejected(Reason.NOT_UTF8, "body") from None
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = _DECODER.decode(text)
     except RecursionError:
         raise Rejected(Reason.TOO_DEEP, "document") from None
     except ValueError:  # JSONDecodeError, NaN/Infinity, integers past the digit limit
@@ -218,6 +218,10 @@ def _canonical_ip(text: str) -> str | None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON constant {name} is not allowed")
+
+
+# Built once: ``json.loads`` with any keyword argument builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _deeper_than(document: Any, limit: int) -> bool:
