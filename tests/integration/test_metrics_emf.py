@@ -24,7 +24,7 @@ from processor import handler as processor_handler
 from telemetry_adapter.config import Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
-from telemetry_adapter.observability import NAMESPACE, SERVICE
+from telemetry_adapter.observability import NAMESPACE, SERVICE, metrics
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
 from telemetry_adapter.runtime import record_statement_latency
@@ -125,6 +125,8 @@ def mixed_batch() -> tuple[list[str], int]:
 
 
 def invoke(event: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], Emitted]:
+    # Tests that call handle_batch without log_metrics leave metrics in Powertools' process-wide buffer.
+    metrics.clear_metrics()
     capsys.readouterr()
     response = processor_handler.lambda_handler(event, LambdaContext(timeout_ms=60_000))
     return response, parse_emf(capsys.readouterr().out)
