@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from health import probes
 from health.settings import HealthSettings
 from telemetry_adapter.config import ConfigurationError
-from telemetry_adapter.health_checks import Check
+from telemetry_adapter.health_checks import Check, Verdict
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import logger
@@ -102,12 +102,12 @@ def _shared_ledger(settings: HealthSettings, env: Mapping[str, str] | None) -> p
     return probes.SharedLedger(ledger, settings.check_timeout_seconds)
 
 
-def _needs(value: str | None, variable: str, probe: Any) -> Any:
+def _needs(value: str | None, variable: str, probe: Callable[[str], Verdict]) -> Callable[[], Verdict]:
     """``probe(value)`` as a zero-argument probe, or a ``not_configured`` one when value is unset."""
     if value is None:
         return _missing(variable)
     return partial(probe, value)
 
 
-def _missing(variable: str) -> Any:
+def _missing(variable: str) -> Callable[[], Verdict]:
     return partial(probes.not_configured, variable)
