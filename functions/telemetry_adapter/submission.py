@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from json.encoder import encode_basestring as _json_string
 from typing import Any
 
 from telemetry_adapter.config import Limits
@@ -34,7 +35,6 @@ _FORBIDDEN_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MAX_TIMESTAMP_CHARS = 64
 _MAX_IP_CHARS = 64
 _MAX_PORT = 65_535
-_DETAILS_SEPARATORS = (",", ":")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,32 +131,36 @@ def validate_document(document: dict[str, Any], limits: Limits) -> Submission:
         for item in items:
             if not isinstance(item, dict):
                 raise Rejected(Reason.INVALID_EVENTS, event_type)
-            details = json.dumps(details_of(item, limits), ensure_ascii=False, separators=_DETAILS_SEPARATORS)
+            details = details_of(item, limits)
             digest.update(f"{event_type}\t{details}\n".encode())
             events.append((event_type, details))
     return Submission(submission_id, device_id, time_created, tuple(events), digest.digest())
 
 
-def _new_process_details(event: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    return {
-        "cmdl": _string(event, "cmdl", limits.max_cmdl_chars),
-        "user": _string(event, "user", limits.max_string_chars),
-    }
+# The details JSON is written directly, with the C string escaper json.dumps(ensure_ascii=False) uses
+# itself: the output is byte for byte what json.dumps(details, ensure_ascii=False, separators=(",", ":"))
+# gives (a unit test holds it to that), at a third of the cost of building a dict and an encoder.
 
 
-def _network_connection_details(event: dict[str, Any], limits: Limits) -> dict[str, Any]:
+def _new_process_details(event: dict[str, Any], limits: Limits) -> str:
+    cmdl = _string(event, "cmdl", limits.max_cmdl_chars)
+    user = _string(event, "user", limits.max_string_chars)
+    return f'{{"cmdl":{_json_string(cmdl)},"user":{_json_string(user)}}}'
+
+
+def _network_connection_details(event: dict[str, Any], limits: Limits) -> str:
     port = _field(event, "destination_port")
     # bool is an int subclass and 443.0 / "443" are not integers: only an exact int is a port.
     if type(port) is not int or not 0 <= port <= _MAX_PORT:
         raise Rejected(Reason.INVALID_PORT, "destination_port")
-    return {
-        "source_ip": _ip(event, "source_ip"),
-        "destination_ip": _ip(event, "destination_ip"),
-        "destination_port": port,
-    }
+    source = _ip(event, "source_ip")
+    destination = _ip(event, "destination_ip")
+    return (
+        f'{{"source_ip":{_json_string(source)},"destination_ip":{_json_string(destination)},"destination_port":{port}}}'
+    )
 
 
-_DETAILS_BUILDERS: dict[str, Callable[[dict[str, Any], Limits], dict[str, Any]]] = {
+_DETAILS_BUILDERS: dict[str, Callable[[dict[str, Any], Limits], str]] = {
     NEW_PROCESS: _new_process_details,
     NETWORK_CONNECTION: _network_connection_details,
 }
