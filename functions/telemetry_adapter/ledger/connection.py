@@ -19,7 +19,7 @@ import contextlib
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -54,7 +54,8 @@ class DatabaseSettings:
     port: int
     database: str
     user: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    """Kept out of ``repr``, so logging the settings (or a traceback showing them) cannot leak it."""
     unix_socket: str | None = None
     tls: str = "disable"
     """``disable``, ``require`` (encrypted, unverified) or ``verify-full`` (certificate and hostname)."""
