@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from devkit.moto_fixes import serialised_moto_shards
 from devkit.postgres import EmbeddedPostgresMissing, provisioned_database
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -66,8 +67,8 @@ def ledger(clean_database: str) -> Iterator[Ledger]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Every boto3 call in the test goes to moto, in process."""
-    with mock_aws():
+    """Every boto3 call in the test goes to moto, in process (with shard appends made atomic)."""
+    with mock_aws(), serialised_moto_shards():
         yield
 
 
