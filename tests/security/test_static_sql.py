@@ -22,7 +22,7 @@ ALLOWED = {("telemetry_adapter/ledger/migrations.py", "migration.sql")}
 
 def _constants(tree: ast.Module) -> set[str]:
     """Module-level names assigned a plain string literal (or a concatenation of literals)."""
-    names = set()
+    names: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None and _is_literal(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]

@@ -1,0 +1,99 @@
+"""TLS with certificate verification on the RDS Proxy connection (SPEC section 7).
+
+``DatabaseSettings.from_env`` with the ``DB_*`` variables must ask for ``verify-full``; ``connect``
+must hand pg8000 a context that checks the certificate chain and the host name; and against a server
+with an untrusted certificate the connection must fail before anything secret is sent.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pg8000.native
+import pytest
+
+from telemetry_adapter.ledger import connection as connection_module
+from telemetry_adapter.ledger.connection import DatabaseSettings
+from tests.security.tls_server import SSL_REQUEST, FakeTlsPostgres, self_signed_certificate
+
+RDS_ENV = {
+    "DB_HOST": "proxy.proxy-abc.us-east-1.rds.amazonaws.com",
+    "DB_PORT": "5432",
+    "DB_NAME": "ledger",
+    "DB_USER": "app",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[FakeTlsPostgres]:
+    server = FakeTlsPostgres(*self_signed_certificate(tmp_path))
+    yield server
+    server.close()
+
+
+def test_the_rds_variables_select_iam_auth_and_verify_full() -> None:
+    settings = DatabaseSettings.from_env(RDS_ENV)
+    assert settings.tls == "verify-full"
+    assert settings.iam_region == "us-east-1"
+    assert settings.password is None  # the token is made at connect time, never stored
+    assert "password" not in repr(DatabaseSettings.from_url("postgresql://u:hunter2@h/db"))
+
+
+def test_connect_passes_a_verifying_context_and_a_fresh_iam_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def record(**kwargs: Any) -> None:
+        seen.update(kwargs)
+
+    # The driver is the boundary: there is no RDS Proxy here, so capture what it would be given.
+    monkeypatch.setattr(connection_module.pg8000.native, "Connection", record)
+    DatabaseSettings.from_env(RDS_ENV).connect()
+    context = seen["ssl_context"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.check_hostname is True
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.get_ca_certs() or context.cert_store_stats()["x509_ca"] >= 0  # default trust store
+    assert seen["host"] == RDS_ENV["DB_HOST"]
+    assert seen["port"] == 5432
+    assert seen["password"].startswith(f"{RDS_ENV['DB_HOST']}:5432/?Action=connect")
+    assert "X-Amz-Signature=" in seen["password"]
+
+
+def test_verify_full_refuses_an_untrusted_certificate_before_sending_anything(tls_server: FakeTlsPostgres) -> None:
+    settings = DatabaseSettings(
+        host="localhost", port=tls_server.port, database="ledger", user="app", password="never-sent", tls="verify-full"
+    )
+    with pytest.raises((pg8000.native.InterfaceError, ssl.SSLError)) as raised:
+        settings.connect()
+    assert "CERTIFICATE_VERIFY_FAILED" in repr(raised.value) + repr(raised.value.__cause__)
+    assert tls_server.clear_bytes == [SSL_REQUEST]  # only the SSLRequest went out in the clear
+    assert tls_server.handshakes == 0
+
+
+def test_the_iam_path_refuses_an_untrusted_certificate(tls_server: FakeTlsPostgres) -> None:
+    settings = DatabaseSettings.from_env({**RDS_ENV, "DB_HOST": "localhost", "DB_PORT": str(tls_server.port)})
+    with pytest.raises((pg8000.native.InterfaceError, ssl.SSLError)):
+        settings.connect()
+    assert tls_server.clear_bytes == [SSL_REQUEST]
+    assert tls_server.handshakes == 0
+
+
+def test_the_same_server_passes_without_verification_so_the_refusal_above_is_verification(
+    tls_server: FakeTlsPostgres,
+) -> None:
+    settings = DatabaseSettings(
+        host="localhost", port=tls_server.port, database="ledger", user="app", password="x", tls="require"
+    )
+    with pytest.raises(pg8000.native.InterfaceError):  # the fake closes after the handshake
+        settings.connect()
+    assert tls_server.handshakes == 1
+
+
+def test_a_url_asking_for_verify_full_gets_it_and_prefer_is_at_least_encrypted() -> None:
+    assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=verify-full").tls == "verify-full"
+    assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=verify-ca").tls == "verify-full"
+    assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=prefer").tls == "require"
