@@ -15,7 +15,6 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from telemetry_adapter.ledger import connection as connection_module
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from tests.security.tls_server import SSL_REQUEST, FakeTlsPostgres, self_signed_certificate
 
@@ -50,7 +49,7 @@ def test_connect_passes_a_verifying_context_and_a_fresh_iam_token(monkeypatch: p
         seen.update(kwargs)
 
     # The driver is the boundary: there is no RDS Proxy here, so capture what it would be given.
-    monkeypatch.setattr(connection_module.pg8000.native, "Connection", record)
+    monkeypatch.setattr(pg8000.native, "Connection", record)
     DatabaseSettings.from_env(RDS_ENV).connect()
     context = seen["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
