@@ -13,7 +13,8 @@ from infra.settings import ContextError
 
 def main() -> int:
     """Synthesize the stack; a bad context value stops here with a message naming it."""
-    app = cdk.App()
+    # Asset paths in the template metadata, for `sam local invoke -t cdk.out/...` (the CLI sets this too).
+    app = cdk.App(context={"aws:cdk:enable-asset-metadata": True})
     try:
         build_app(app)
     except ContextError as error:

@@ -33,6 +33,8 @@ ADMIN_USER = "postgres"
 APP_USER = "telemetry_app"
 PORT = 5432
 INSTANCE_IDENTIFIER = "telemetry-adapter-ledger"
+# A full version (major-only "17" is deprecated for new instances); minor upgrades are automatic.
+POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17_9
 ISOLATED = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
 # Interface endpoints the functions need (no NAT): the processor publishes to Kinesis; the health
@@ -103,13 +105,13 @@ class LedgerDatabase(Construct):
         parameters = rds.ParameterGroup(
             self,
             "Parameters",
-            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17),
+            engine=rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION),
             parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
         )
         self.instance = rds.DatabaseInstance(
             self,
             "Instance",
-            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17),
+            engine=rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION),
             instance_type=ec2.InstanceType(settings.db_instance_class),
             vpc=self.vpc,
             vpc_subnets=ISOLATED,

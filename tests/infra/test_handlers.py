@@ -1,0 +1,124 @@
+"""The migration custom resource and the retention clean-up, against the real PostgreSQL (and moto)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from cleanup.handler import clean_up, retention_days
+from migrate.handler import on_event, scram_verifier, set_up_database
+
+from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
+from tests.conftest import REGION
+
+
+@pytest.fixture
+def app_user(database_url: str) -> Iterator[str]:
+    """A role name unique to this test (roles are server-wide), dropped afterwards."""
+    name = f"ta_app_{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        if connection.run("SELECT 1 FROM pg_roles WHERE rolname = :n", n=name):
+            connection.run(f'DROP OWNED BY "{name}"')
+            connection.run(f'DROP ROLE "{name}"')
+    finally:
+        connection.close()
+
+
+def privileges(database_url: str, user: str, table: str) -> dict[str, bool]:
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        return {
+            privilege: bool(
+                connection.run("SELECT has_table_privilege(:u, :t, :p)", u=user, t=table, p=privilege)[0][0]
+            )
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        }
+    finally:
+        connection.close()
+
+
+def test_scram_verifier_matches_an_independent_implementation() -> None:
+    from scramp import ScramMechanism  # type: ignore[import-untyped]  # pg8000's SCRAM library
+
+    salt = b"0123456789abcdef"
+    _, stored_key, server_key, _ = ScramMechanism("SCRAM-SHA-256").make_auth_info(
+        "secret", iteration_count=4096, salt=salt
+    )
+    expected = (
+        f"SCRAM-SHA-256$4096:{base64.b64encode(salt).decode()}$"
+        f"{base64.b64encode(stored_key).decode()}:{base64.b64encode(server_key).decode()}"
+    )
+    assert scram_verifier("secret", salt=salt) == expected
+    assert scram_verifier("secret") != scram_verifier("secret")  # random salt by default
+
+
+def test_set_up_database_is_idempotent_and_least_privilege(database_url: str, app_user: str) -> None:
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        assert set_up_database(connection, app_user=app_user, app_password="pw-one") == []  # already migrated
+        assert set_up_database(connection, app_user=app_user, app_password="pw-two") == []  # run twice: fine
+        stored = connection.run("SELECT rolpassword FROM pg_authid WHERE rolname = :n", n=app_user)[0][0]
+    finally:
+        connection.close()
+    assert stored.startswith("SCRAM-SHA-256$")
+    for table in ("submission_ledger", "processor_heartbeat"):
+        assert privileges(database_url, app_user, table) == {
+            "SELECT": True,
+            "INSERT": True,
+            "UPDATE": True,
+            "DELETE": True,
+            "TRUNCATE": False,
+        }
+    assert not any(privileges(database_url, app_user, "schema_migrations").values())
+
+
+def test_custom_resource_events(database_url: str, app_user: str, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name="app", SecretString=json.dumps({"username": app_user, "password": "s3cret"}))[
+        "ARN"
+    ]
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("APP_SECRET_ARN", arn)
+    monkeypatch.setenv("APP_DB_USER", app_user)
+    created = on_event({"RequestType": "Create"}, None)
+    assert created["PhysicalResourceId"] == "ledger-migrations"
+    assert created["Data"] == {"Applied": ""}
+    assert privileges(database_url, app_user, "submission_ledger")["INSERT"] is True
+    updated = on_event({"RequestType": "Update", "PhysicalResourceId": "ledger-migrations"}, None)
+    assert updated["PhysicalResourceId"] == "ledger-migrations"
+    deleted: dict[str, Any] = on_event({"RequestType": "Delete", "PhysicalResourceId": "ledger-migrations"}, None)
+    assert deleted == {"PhysicalResourceId": "ledger-migrations"}
+
+
+def test_cleanup_deletes_only_expired_rows(ledger: Ledger, clean_database: str) -> None:
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    requests = [ClaimRequest(sid, str(uuid.uuid4()), b"d", 0) for sid in (old, new)]
+    ledger.claim(requests, owner="t", lease_seconds=1)
+    ledger.record_outcome({old: 0, new: 0}, owner="t", worker="w", batch_size=2)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    try:
+        connection.run(
+            "UPDATE submission_ledger SET first_seen_at = now() - interval '20 days' WHERE submission_id = :i",
+            i=old,
+        )
+        assert clean_up(ledger, 14) == {"deleted": 1, "retention_days": 14}
+        remaining = [row[0] for row in connection.run("SELECT submission_id::text FROM submission_ledger")]
+    finally:
+        connection.close()
+    assert remaining == [new]
+
+
+def test_cleanup_retention_setting() -> None:
+    assert retention_days({}) == 14
+    assert retention_days({"LEDGER_RETENTION_DAYS": "30"}) == 30
+    with pytest.raises(ConfigurationError, match="LEDGER_RETENTION_DAYS"):
+        retention_days({"LEDGER_RETENTION_DAYS": "0"})
