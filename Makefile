@@ -32,6 +32,33 @@ clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
 
 # --- infrastructure (issue 3) ---
+.PHONY: synth deploy diff bundle cdk-cli
+CDK := node_modules/.bin/cdk
+# Context for deploy, e.g. make deploy CONTEXT='-c alarmEmail=ops@example.com -c batchSize=200'
+CONTEXT ?=
+synth deploy diff bundle: export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+## cdk-cli: the pinned AWS CDK CLI (package.json / package-lock.json) in node_modules
+cdk-cli: $(CDK)
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## bundle: pip-install requirements.txt for Lambda arm64 into the cache (synth does it on demand)
+bundle: $(STAMP)
+	$(PY) -c "from infra.bundling import dependencies_dir; print(dependencies_dir())"
+
+## synth: synthesize the stack into cdk.out/ (cdk-nag findings fail it); offline, no AWS account
+synth: $(STAMP) $(CDK)
+	$(CDK) synth --quiet $(CONTEXT)
+
+## diff: what a deploy would change
+diff: $(STAMP) $(CDK)
+	$(CDK) diff $(CONTEXT)
+
+## deploy: deploy the stack with the current AWS credentials (context values: docs/readme/deploy.md)
+deploy: $(STAMP) $(CDK)
+	$(CDK) deploy --require-approval broadening $(CONTEXT)
 
 # --- local stack (issue 4) ---
 .PHONY: run
