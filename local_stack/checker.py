@@ -75,8 +75,8 @@ class StreamChecker:
                 if progress.ids[sequence] != event_id:
                     self.findings.id_conflicts += 1
                 return
-            if sequence != len(progress.ids):
-                self.findings.order_violations += 1
+            if sequence > len(progress.ids):
+                self.findings.order_violations += 1  # event k arrived while an earlier one is missing
             progress.ids[sequence] = event_id
             if not progress.complete and len(progress.ids) >= expected:
                 progress.complete = True

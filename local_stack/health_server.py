@@ -78,6 +78,22 @@ def invoke_health(event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     return int(result["statusCode"]), headers, payload
 
 
+def _cold_start() -> None:
+    """Forget what the health function built for an earlier run in this process.
+
+    Like any Lambda function it builds its clients once per execution environment (a cached
+    ``default_dependencies``); a new run has new endpoints, so it starts as a new environment would.
+    """
+    try:
+        module = importlib.import_module(HANDLER_MODULE)
+    except ImportError:
+        return
+    cached = getattr(module, "default_dependencies", None)
+    clear = getattr(cached, "cache_clear", None)
+    if callable(clear):
+        clear()
+
+
 def _json(status: int, document: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"content-type": "application/json"}, json.dumps(document).encode()
 
@@ -126,7 +142,8 @@ class HealthServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}/health"
 
     def start(self) -> None:
-        """Start serving."""
+        """Start serving, as a fresh execution environment of the function."""
+        _cold_start()
         self._thread.start()
 
     def stop(self) -> None:

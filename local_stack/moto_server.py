@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -116,6 +117,23 @@ class LoopbackMotoServer(ThreadedMotoServer):
         self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=_QuietHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
+
+    def start(self) -> None:
+        """Start serving, with empty state: moto's backends are per process, so a previous run (or a
+        test's ``mock_aws``) in this process may have left resources behind."""
+        super().start()
+        self.reset()
+
+    def stop(self) -> None:
+        """Stop serving and leave moto's per-process state empty."""
+        self.reset()
+        super().stop()
+
+    def reset(self) -> None:
+        """Drop every resource (moto's ``/moto-api/reset``)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL we built
+            pass
 
     @property
     def endpoint_url(self) -> str:

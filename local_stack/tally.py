@@ -6,6 +6,7 @@ few integers per message or batch, far below anything the lock could slow down.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ def percentile(values: list[float], share: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))
     return ordered[rank]
 
 
