@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from telemetry_adapter.collector import collector_paused
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.observability import logger, metrics, tracer
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
@@ -33,7 +34,15 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle_batch(event: dict[str, Any], context: Any, pipeline: BatchPipeline) -> dict[str, Any]:
-    """Process an SQS event with ``pipeline``; return the partial batch response."""
+    """Process an SQS event with ``pipeline``; return the partial batch response.
+
+    The cyclic garbage collector is paused meanwhile (see :mod:`telemetry_adapter.collector`).
+    """
+    with collector_paused():
+        return _handle_batch(event, context, pipeline)
+
+
+def _handle_batch(event: dict[str, Any], context: Any, pipeline: BatchPipeline) -> dict[str, Any]:
     started = time.perf_counter()
     records = event.get("Records") or []
     if not records:
