@@ -58,7 +58,7 @@ class ChaosConfig:
     duplicate_share: float = 0.1
     rates: FaultRates = field(default_factory=FaultRates)
     guarantee_each_fault: bool = True
-    """Cycle through every batch-level fault kind in the first batches, so each kind happens."""
+    """Force each batch-level fault kind on the first batches, retrying a kind until it really happened."""
     visibility_seconds: float = 1.0
     """Emulated SQS visibility timeout: a failed or crashed message is redelivered after this long."""
     max_receives: int = 25

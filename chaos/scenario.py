@@ -35,7 +35,8 @@ from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
 
-BATCH_FAULTS = ("connection_kill", "database_restart", "duplicate_delivery", "worker_kill", "budget_cut")
+# The restart comes last: while the database is down, the kinds forced before it could not happen.
+BATCH_FAULTS = ("worker_kill", "connection_kill", "duplicate_delivery", "budget_cut", "database_restart")
 
 
 class ObservedPipeline(BatchPipeline):
@@ -90,6 +91,8 @@ class ChaosRun:
         )
         self.pipelines = [self._pipeline(), self._pipeline()]
         self.stats = RunStats()
+        self._forced = list(BATCH_FAULTS) if config.guarantee_each_fault else []
+        """Kinds still to force on the next batches, until each has really happened once."""
 
     def _pipeline(self) -> ObservedPipeline:
         settings = self.config.settings()
@@ -127,9 +130,8 @@ class ChaosRun:
                 self.queue.send(body, valid=valid)
 
     def _choose_fault(self) -> str | None:
-        index = self.stats.batches
-        if self.config.guarantee_each_fault and index < len(BATCH_FAULTS):
-            return BATCH_FAULTS[index]
+        if self._forced:
+            return self._forced[0]
         rates = self.config.rates
         for kind in BATCH_FAULTS:
             if self._rng.random() < getattr(rates, kind):
@@ -138,7 +140,9 @@ class ChaosRun:
 
     def _run_batch(self, batch: list[Message], fault: str | None) -> None:
         event = {"Records": [message.record() for message in batch]}
-        after_calls = 1 if self.stats.batches < len(BATCH_FAULTS) else self._rng.randint(1, 3)
+        forced = bool(self._forced) and fault == self._forced[0]
+        after_calls = 1 if forced else self._rng.randint(1, 3)
+        happened = True
         self.stats.batches += 1
         self.stats.deliveries += len(batch)
         failed: frozenset[str]
@@ -153,6 +157,7 @@ class ChaosRun:
                 timeout_ms=self.config.timeout_ms,
             )
             self.stats.faults["worker_kills"] += outcome.killed
+            happened = outcome.killed
             failed = outcome.failed_message_ids
         elif fault == "budget_cut":
             self.stats.faults["budget_cuts"] += 1
@@ -161,9 +166,11 @@ class ChaosRun:
         elif fault in ("connection_kill", "database_restart"):
             self.faults.hook.arm(after_calls, self._database_action(fault))
             failed = self._handle(self.pipelines[0], event, self.config.timeout_ms)
-            self.faults.hook.disarm()
+            happened = not self.faults.hook.disarm()
         else:
             failed = self._handle(self.pipelines[0], event, self.config.timeout_ms)
+        if forced and happened:
+            self._forced.pop(0)
         self.queue.settle(batch, failed)
 
     def _database_action(self, fault: str) -> Callable[[], None]:
