@@ -12,6 +12,7 @@ redelivers it and, after ``maxReceiveCount`` receives, moves it to the dead-lett
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,12 @@ from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishSta
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
 from telemetry_adapter.submission import Submission, parse_submission
+
+# Retrying the outcome statement: first pause, longest pause, and the time always kept in hand after a
+# retry's pause (a statement on a fresh connection must still fit before the invocation ends).
+_OUTCOME_RETRY_FIRST_DELAY = 0.1
+_OUTCOME_RETRY_MAX_DELAY = 1.0
+_OUTCOME_RETRY_RESERVE = 3.0
 
 
 @dataclass
@@ -97,7 +104,7 @@ class BatchPipeline:
             return report
 
         jobs = self._publish(primaries, claims, deadline, report)
-        self._record_outcome(jobs, claims, owner, report)
+        self._record_outcome(jobs, claims, owner, report, deadline)
         acked = self._settle_primaries(primaries, claims, jobs, report)
         self._settle_followers(followers, primaries, claims, acked, report)
         return report
@@ -135,17 +142,31 @@ class BatchPipeline:
         claims: Mapping[str, Claim],
         owner: str,
         report: BatchReport,
+        deadline: Deadline,
     ) -> None:
+        """Record the batch's progress, retrying with backoff while the invocation has time for it.
+
+        A failover or restart of the database usually lasts seconds; retrying inside the safety margin
+        saves the whole batch from redelivery (and its finished submissions from being re-sent).
+        """
         progress = {submission_id: claims[submission_id].published + job.sent for submission_id, job in jobs.items()}
-        try:
-            self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
-        except Exception:
-            # No submission claimed here is acknowledged, finished ones included: acknowledged, their
-            # rows would stay unfinished for good (no redelivery would ever complete them, and a later
-            # duplicate would be published again). Redelivered, they resume from the last recorded
-            # prefix once the lease expires, and the re-sent records carry the same ids.
-            logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
-            report.ledger_failed = True
+        delay = _OUTCOME_RETRY_FIRST_DELAY
+        while True:
+            try:
+                self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
+                return
+            except Exception:
+                if deadline.remaining() < delay + _OUTCOME_RETRY_RESERVE:
+                    break
+                logger.warning("ledger outcome failed; retrying", extra={"retry_in_s": delay}, exc_info=True)
+                time.sleep(delay)
+                delay = min(delay * 2, _OUTCOME_RETRY_MAX_DELAY)
+        # No submission claimed here is acknowledged, finished ones included: acknowledged, their rows
+        # would stay unfinished for good (no redelivery would ever complete them, and a later duplicate
+        # would be published again). Redelivered, they resume from the last recorded prefix once the
+        # lease expires, and the re-sent records carry the same ids.
+        logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
+        report.ledger_failed = True
 
     def _settle_primaries(
         self,

@@ -17,6 +17,7 @@ from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
+from telemetry_adapter.publisher import OrderedPublisher
 from telemetry_adapter.submission import parse_submission
 from tests.conftest import FAST_RETRIES, STREAM, make_pipeline
 
@@ -338,3 +339,45 @@ def _ledger_rows(url: str) -> list[list[Any]]:
         return rows
     finally:
         connection.close()
+
+
+class KillBackendsAfterFirstCall:
+    """Kinesis that, after its first call, terminates the test database's other sessions (a restart)."""
+
+    def __init__(self, client: Any, database_url: str) -> None:
+        self.client = client
+        self.database_url = database_url
+        self.killed = False
+
+    def put_records(self, **kwargs: Any) -> Any:
+        response = self.client.put_records(**kwargs)
+        if not self.killed:
+            admin = DatabaseSettings.from_url(self.database_url).connect()
+            admin.run(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            admin.close()
+            self.killed = True
+        return response
+
+
+def test_outcome_is_retried_through_a_short_database_outage(clean_database: str, kinesis: Any) -> None:
+    """The database restarts mid-batch and refuses two connections: the outcome still lands."""
+    refusals = iter([False, True, True])  # first connect works (the claim), then two are refused
+
+    def connect() -> Any:
+        if next(refusals, False):
+            raise ConnectionRefusedError("injected: the database is restarting")
+        return DatabaseSettings.from_url(clean_database).connect()
+
+    settings = Settings(stream_name=STREAM, publish=FAST_RETRIES)
+    ledger = Ledger(ConnectionProvider(connect))
+    publisher = OrderedPublisher(KillBackendsAfterFirstCall(kinesis, clean_database), STREAM, FAST_RETRIES)
+    pipeline = BatchPipeline(settings, ledger, publisher)
+    docs = documents(5)
+    report = pipeline.process(sqs_event(fleet.encode(d) for d in docs)["Records"], _deadline())
+    assert (report.failed_message_ids, report.ledger_failed) == ([], False)
+    assert next(refusals, "drained") == "drained"
+    assert all(row[1] is None for row in _ledger_rows(clean_database))
+    assert_exactly_once_in_order(kinesis, docs)
