@@ -6,15 +6,23 @@ consumers' contract, so each is compared byte for byte with the obvious implemen
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import uuid
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devkit import fleet
+from devkit.kinesis import FlakyKinesis, read_stream
+from devkit.lambda_shapes import LambdaContext, sqs_event
+from processor.handler import handle_batch
 from telemetry_adapter.config import Limits
 from telemetry_adapter.records import build_records, event_id
 from telemetry_adapter.submission import validate_document
+from tests.conftest import FAST_RETRIES, STREAM, make_pipeline
 
 # Quotes, backslashes and any non-ASCII text; control characters are rejected by validation, so left out.
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(str.strip)
@@ -58,3 +66,24 @@ def test_details_and_records_match_json_dumps(
         data = json.loads(record.data)
         assert data["id"] == str(uuid.uuid5(uuid.UUID(submission_id), str(sequence)))
         assert data["sequence"] == sequence
+
+
+def test_one_call_at_a_time_publishes_in_caller_thread_with_the_same_guarantees(
+    clean_database: str, kinesis: Any
+) -> None:
+    """PUBLISH_CONCURRENCY=1 runs calls inline (no pool); faults are still retried and order kept."""
+    flaky = FlakyKinesis(kinesis, record_failure_rate=0.2, call_failure_rate=0.1, lost_answer_rate=0.05, seed=4)
+    publish = dataclasses.replace(FAST_RETRIES, max_concurrency=1)
+    pipeline = make_pipeline(clean_database, flaky, publish=publish)
+    assert pipeline.publisher._pool is None
+    rng = random.Random(9)
+    devices = fleet.device_ids(3)
+    documents = [fleet.submission(rng, devices[i % 3]) for i in range(12)]
+    response = handle_batch(sqs_event(fleet.encode(d) for d in documents), LambdaContext(), pipeline)
+    assert response == {"batchItemFailures": []}
+    assert flaky.faults.records_failed + flaky.faults.calls_failed > 0
+    records = read_stream(kinesis, STREAM)
+    for document in documents:
+        sequences = [r["sequence"] for r in records if r["submission_id"] == document["submission_id"]]
+        # Same-id copies are allowed after a lost answer; first occurrences must be in order.
+        assert list(dict.fromkeys(sequences)) == list(range(fleet.expected_event_count(document)))
