@@ -2,6 +2,8 @@
 
 ``handler`` is the real Lambda entry point (``processor.handler.lambda_handler``, Powertools
 decorators included) on a Lambda-shaped event, built from the environment like a warm Lambda;
+``handler_concurrent`` is ``handle_batch`` on the same wiring with ``PUBLISH_CONCURRENCY=4`` (the
+deployed default; see :data:`bench.stack.HANDLER_ENV` for why the main case uses 1);
 ``floor`` and ``floor_unordered`` are the I/O floor (:mod:`bench.floor`); ``naive`` is
 :mod:`bench.naive`. All of them use the same database server and the same moto backend.
 """
@@ -12,15 +14,18 @@ import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.floor import Floor
 from bench.naive import NaiveProcessor
-from bench.stack import STREAM, Stack
+from bench.stack import CONCURRENT_PUBLISH, STREAM, Stack
 from bench.workload import Batch
 from devkit.lambda_shapes import LambdaContext
 
-CASES = ("handler", "floor", "floor_unordered", "naive")
+if TYPE_CHECKING:
+    from telemetry_adapter.pipeline import BatchPipeline
+
+CASES = ("handler", "handler_concurrent", "floor", "floor_unordered", "naive")
 _TIMEOUT_MS = 900_000  # Lambda's maximum: the benchmark measures work, not the deadline
 
 
@@ -54,7 +59,9 @@ class Runner:
 
         default_pipeline.cache_clear()
         self._handler = handler.lambda_handler
+        self._handle_batch = handler.handle_batch
         self._pipeline = default_pipeline
+        self._concurrent = _concurrent_pipeline()
 
     @property
     def publish_concurrency(self) -> int:
@@ -64,14 +71,16 @@ class Runner:
     def close(self) -> None:
         """Release the connections the cases opened."""
         self._connection.close()
-        pipeline = self._pipeline()
-        pipeline.publisher.close()
+        for pipeline in (self._pipeline(), self._concurrent):
+            pipeline.publisher.close()
         self._pipeline.cache_clear()
 
     def prepare(self, case: str, batch: Batch) -> Callable[[], None]:
         """The timed action of ``case`` for ``batch`` (reset the stack for ``batch.size`` first)."""
         if case == "handler":
             return self._handler_action(batch)
+        if case == "handler_concurrent":
+            return self._concurrent_action(batch)
         if case in ("floor", "floor_unordered"):
             return Floor(self._connection, self._stack.kinesis, STREAM, batch, ordered=case == "floor")
         if case == "naive":
@@ -82,6 +91,8 @@ class Runner:
         """One untimed handler batch: connections opened, caches filled, as in a warm Lambda."""
         self._stack.reset(batch.size)
         self._handler_action(batch)()
+        self._stack.reset(batch.size)
+        self._concurrent_action(batch)()
 
     def round_trips(self, batch: Batch) -> RoundTrips:
         """One untimed batch through the handler's pipeline, counting its I/O and checking its output."""
@@ -118,6 +129,19 @@ class Runner:
 
         return run
 
+    def _concurrent_action(self, batch: Batch) -> Callable[[], None]:
+        event = batch.event
+        handle_batch = self._handle_batch
+        pipeline = self._concurrent
+
+        def run() -> None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                response = handle_batch(event, LambdaContext(timeout_ms=_TIMEOUT_MS), pipeline)
+            if response["batchItemFailures"]:
+                raise BenchFailure(f"handler failed {len(response['batchItemFailures'])} messages")
+
+        return run
+
     def _naive_action(self, batch: Batch) -> Callable[[], None]:
         processor = NaiveProcessor(self._connection, self._stack.kinesis, STREAM)
         event = batch.event
@@ -127,3 +151,20 @@ class Runner:
                 raise BenchFailure("naive design failed messages")
 
         return run
+
+
+def _concurrent_pipeline() -> BatchPipeline:
+    """The runtime's wiring with ``PUBLISH_CONCURRENCY`` at the deployed default."""
+    import os
+
+    from telemetry_adapter.config import Settings
+    from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+    from telemetry_adapter.ledger.repository import Ledger
+    from telemetry_adapter.pipeline import BatchPipeline
+    from telemetry_adapter.publisher import OrderedPublisher
+    from telemetry_adapter.runtime import kinesis_client, record_statement_latency
+
+    settings = Settings.from_env({**os.environ, "PUBLISH_CONCURRENCY": str(CONCURRENT_PUBLISH)})
+    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_env().connect), on_statement=record_statement_latency)
+    publisher = OrderedPublisher(kinesis_client(), settings.stream_name, settings.publish)
+    return BatchPipeline(settings, ledger, publisher)

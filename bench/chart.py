@@ -8,6 +8,7 @@ from bench.report import Results
 
 _SERIES = (
     ("handler_ms", "handler", "-o"),
+    ("handler_concurrent_ms", "handler, PUBLISH_CONCURRENCY=4", ":o"),
     ("floor_ms", "I/O floor (ordered)", "-s"),
     ("floor_unordered_ms", "I/O floor (unordered)", ":s"),
     ("naive_ms", "naive (1 statement + 1 PutRecords per message)", "--^"),

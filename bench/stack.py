@@ -37,7 +37,13 @@ HANDLER_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "TelemetryAdapterBench",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "LOG_LEVEL": "WARNING",
+    # Kinesis here is moto, running in this very process: concurrent PutRecords calls cannot overlap
+    # any waiting, they only contend for one interpreter lock (measured: +28 % at 10,000 messages).
+    # The handler therefore runs with one call in flight, like the sequential floor; the case
+    # ``handler_concurrent`` shows the deployed default (4) for comparison.
+    "PUBLISH_CONCURRENCY": "1",
 }
+CONCURRENT_PUBLISH = 4
 
 
 @dataclass
