@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from chaos.database_faults import chaos_database
 from chaos.invariants import LEDGER_ROWS_SQL, InvariantReport, check_ledger, check_stream
 from chaos.scenario import ChaosRun, RunStats
 from devkit.kinesis import read_stream
+from devkit.moto_fixes import serialised_moto_shards
 from devkit.postgres import connect
 
 REGION = "us-east-1"
@@ -31,31 +31,6 @@ _SECRET_KEY = "chaos"  # noqa: S105 - a fake for moto, not a secret
 _PUBLISHER_CONFIG = Config(
     retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5, max_pool_connections=16
 )
-
-
-@contextlib.contextmanager
-def serialised_moto_shards() -> Iterator[None]:
-    """Make moto's shard append atomic, as it is in Kinesis.
-
-    ``moto.kinesis.models.Shard.put_record`` says of itself "not safe for concurrency": two
-    concurrent PutRecords on one shard can take the same sequence number, and one record silently
-    replaces the other. The first chaos runs found exactly that (a record lost inside moto, the
-    ledger and the handler both correct), so the stand-in is fixed here rather than the product.
-    """
-    from moto.kinesis.models import Shard
-
-    original = Shard.put_record
-    lock = threading.Lock()
-
-    def put_record(self: Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
-        with lock:
-            return original(self, partition_key, data, explicit_hash_key)
-
-    Shard.put_record = put_record  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Shard.put_record = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
