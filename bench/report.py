@@ -74,6 +74,8 @@ def derive(results: Results, memory_mb: int) -> None:
         row["handler_concurrent_floor_ratio"] = _ratio(row.get("handler_concurrent_ms"), row.get("floor_ms"))
         row["ordering_price_ratio"] = _ratio(row.get("floor_ms"), row.get("floor_unordered_ms"))
         row["naive_speedup"] = _ratio(row.get("naive_ms"), row.get("handler_ms"))
+        # The most any handler could beat naive by here: the floor's own speed-up over naive.
+        row["naive_floor_ratio"] = _ratio(row.get("naive_ms"), row.get("floor_ms"))
         row["handler_us_per_message"] = None if row.get("handler_ms") is None else row["handler_ms"] * 1000 / size
         if row.get("handler_ms") is not None:
             row["cost_usd_per_million_submissions"] = cost_per_million(row["handler_ms"], size, memory_mb)
