@@ -45,6 +45,10 @@ class RoundTrips:
     """SPEC guarantee 2's ``max(longest submission, ceil(events / 500))``."""
     events: int
     events_published: int
+    putrecords_calls_delayed: int | None = None
+    """PutRecords calls the modelled network delayed (None on loopback): must equal ``putrecords_calls``."""
+    sql_round_trips_delayed: int | None = None
+    """PostgreSQL round trips the modelled network delayed (None on loopback)."""
 
 
 class Runner:
@@ -101,7 +105,10 @@ class Runner:
         self._stack.reset(batch.size)
         pipeline = self._pipeline()
         before = pipeline.ledger.statements
+        network = self._stack.network
+        delayed_before = (network.kinesis.calls, network.sql.round_trips) if network else (0, 0)
         report = pipeline.process(batch.event["Records"], Deadline(_TIMEOUT_MS, 0))
+        delayed = (network.kinesis.calls, network.sql.round_trips) if network else None
         if report.failed_message_ids or report.events_published != batch.event_count:
             raise BenchFailure(f"handler pipeline left work undone: {report}")
         from bench.packing import lower_bound, ordered_calls
@@ -113,6 +120,8 @@ class Runner:
             putrecords_calls_lower_bound=lower_bound([len(records) for records in batch.records]),
             events=batch.event_count,
             events_published=report.events_published,
+            putrecords_calls_delayed=None if delayed is None else delayed[0] - delayed_before[0],
+            sql_round_trips_delayed=None if delayed is None else delayed[1] - delayed_before[1],
         )
 
     def _handler_action(self, batch: Batch) -> Callable[[], None]:

@@ -1,8 +1,10 @@
-"""The README chart: time per message against batch size, handler against floor and naive."""
+"""The README chart: time per message against batch size, handler against floor and naive, one panel
+per network mode (loopback, and the modelled network when it ran) on a shared scale."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.report import Results
 
@@ -15,14 +17,34 @@ _SERIES = (
 )
 
 
-def draw(results: Results, path: Path) -> None:
+def draw(results: Results, path: Path, modelled: Results | None = None) -> None:
     """Save a PNG to ``path`` (matplotlib's Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
+    panels: list[tuple[Results, str]] = []
+    if results.sizes:
+        panels.append((results, "loopback: no network latency"))
+    if modelled is not None:
+        meta = modelled.meta
+        title = f"modelled network: {meta['kinesis_rtt_ms']:g} ms / PutRecords, {meta['sql_rtt_ms']:g} ms / SQL trip"
+        panels.append((modelled, title))
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), dpi=110, sharey=True, squeeze=False)
+    for ax, (panel, title) in zip(axes[0], panels, strict=True):
+        _plot(ax, panel, title)
+    axes[0][0].set_ylabel("µs per message (median)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.suptitle("Telemetry Adapter: time per message (PostgreSQL + Kinesis on moto)")
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _plot(axes: Any, results: Results, title: str) -> None:
     for key, label, style in _SERIES:
         points = [
             (size, results.per_size[size][key] * 1000 / size)
@@ -35,11 +57,5 @@ def draw(results: Results, path: Path) -> None:
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("messages per batch")
-    axes.set_ylabel("µs per message (median)")
-    axes.set_title("Telemetry Adapter: time per message (PostgreSQL + Kinesis on moto)")
+    axes.set_title(title, fontsize=10)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)

@@ -17,6 +17,9 @@ import boto3
 import pg8000.native
 from moto import mock_aws
 
+from bench.latency import CallDelay, NetworkModel, kinesis_latency
+from bench.pgproxy import LatencyProxy, latency_proxy
+from devkit.moto_fixes import serialised_moto_shards
 from devkit.postgres import provisioned_database
 from telemetry_adapter.ledger.connection import DatabaseSettings
 
@@ -47,12 +50,23 @@ CONCURRENT_PUBLISH = 4
 
 
 @dataclass
+class ModelledNetwork:
+    """The latency model in force, with the counters that show it was applied."""
+
+    model: NetworkModel
+    kinesis: CallDelay
+    sql: LatencyProxy
+
+
+@dataclass
 class Stack:
     """A migrated database and a moto Kinesis client, with the means to reset both between runs."""
 
     database_url: str
     kinesis: Any
     _admin: pg8000.native.Connection
+    network: ModelledNetwork | None = None
+    """The modelled latency the cases pay, or None on plain loopback."""
 
     def reset(self, messages: int = 0) -> None:
         """Empty the ledger and re-create the stream sized for ``messages`` (never inside a timed region)."""
@@ -93,6 +107,8 @@ def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
         with contextlib.ExitStack() as stack:
             url = database_url or stack.enter_context(provisioned_database())
             stack.enter_context(mock_aws())
+            # Concurrent PutRecords (handler_concurrent, more so with modelled latency) must not lose records.
+            stack.enter_context(serialised_moto_shards())
             os.environ["DATABASE_URL"] = url
             admin = DatabaseSettings.from_url(url).connect()
             stack.callback(admin.close)
@@ -105,3 +121,29 @@ def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def modelled_network(stack: Stack, model: NetworkModel) -> Iterator[Stack]:
+    """The same database and moto backend behind the modelled latency, for every case alike.
+
+    PutRecords calls of every client created inside the block wait ``model.kinesis_rtt_ms``
+    (:mod:`bench.latency`); ``DATABASE_URL`` points at a delaying proxy (:mod:`bench.pgproxy`), so the
+    handler's pipeline, built after this, and the bench's own connection (floor, naive) pay
+    ``model.sql_rtt_ms`` per round trip. Resets stay on the direct admin connection: never timed.
+    """
+    saved_url = os.environ.get("DATABASE_URL")
+    with kinesis_latency(model.kinesis_rtt_ms) as delay, latency_proxy(stack.database_url, model.sql_rtt_ms) as proxy:
+        os.environ["DATABASE_URL"] = proxy.url
+        try:
+            yield Stack(
+                proxy.url,
+                boto3.client("kinesis", region_name=REGION),
+                stack._admin,
+                ModelledNetwork(model, delay, proxy),
+            )
+        finally:
+            if saved_url is None:
+                os.environ.pop("DATABASE_URL", None)
+            else:
+                os.environ["DATABASE_URL"] = saved_url

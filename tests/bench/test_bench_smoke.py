@@ -1,4 +1,5 @@
-"""The bench machinery end to end on tiny batches: JSON keys, and round trips as SPEC 6 and 2 require."""
+"""The bench machinery end to end on tiny batches, in both network modes: JSON keys, round trips as
+SPEC 6 and 2 require, and the modelled latency really paid by every case."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from bench.packing import lower_bound, ordered_calls, unordered_calls
 from bench.workload import make_batch
 
 SIZES = (5, 20)
+KINESIS_RTT_MS = 10.0
+SQL_RTT_MS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +24,7 @@ def document(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dic
     argv = [
         *("--sizes", ",".join(map(str, SIZES)), "--repeats", "1", "--large-repeats", "1"),
         *("--cpu-submissions", "30", "--cold-repeats", "1", "--memory-messages", "30"),
+        *("--modelled-repeats", "1", "--modelled-large-repeats", "1", "--kinesis-rtt-ms", str(KINESIS_RTT_MS)),
         *("--json", str(out / "bench.json"), "--chart", str(out / "bench.png")),
     ]
     assert main(argv, database_url=database_url) == 0
@@ -47,6 +51,42 @@ def test_round_trips_match_the_spec(document: dict[str, Any]) -> None:
         expected = document["putrecords_calls_lower_bound"][str(size)]
         assert expected == row["putrecords_calls_packing"]
         assert document["putrecords_calls_per_batch"][str(size)] == expected
+
+
+def test_loopback_keys_stay_at_the_top_level(document: dict[str, Any]) -> None:
+    assert {"batch_sizes", "checks", "all_pass", "cpu_ratio", "putrecords_calls_per_batch"} <= document.keys()
+    assert "putrecords_calls_delayed" not in document["batch_sizes"]["20"]  # nothing modelled leaks in
+    figures = {check["figure"] for check in document["checks"]}
+    assert "handler / floor at 20" in figures
+
+
+def test_modelled_mode_reports_every_case_and_target(document: dict[str, Any]) -> None:
+    modelled = document["modelled_network"]
+    assert modelled["kinesis_rtt_ms"] == KINESIS_RTT_MS
+    assert modelled["sql_rtt_ms"] == SQL_RTT_MS
+    for size in SIZES:
+        for key in ("handler_ms", "handler_concurrent_ms", "floor_ms", "floor_unordered_ms", "naive_ms"):
+            assert modelled[str(size)][key] > 0, key
+    targets = {check["figure"]: check for check in modelled["targets"]}
+    assert targets["ledger statements per batch at 20"]["pass"] is True
+    assert "cpu / bare decode+parse+serialise" not in targets  # no I/O: measured once, in loopback
+
+
+def test_modelled_delay_is_really_applied(document: dict[str, Any]) -> None:
+    modelled = document["modelled_network"]
+    rtt = KINESIS_RTT_MS
+    for size in SIZES:
+        row, loopback = modelled[str(size)], document["batch_sizes"][str(size)]
+        # Every PutRecords call and every SQL round trip of the handler's pipeline was delayed.
+        assert row["putrecords_calls_delayed"] == row["putrecords_calls"]
+        assert row["sql_round_trips_delayed"] == 3 * row["ledger_statements"]
+        # Naive: one PutRecords per message, each waiting one RTT; the sequential cases wait per call.
+        assert row["naive_ms"] >= size * rtt
+        assert row["handler_ms"] >= row["putrecords_calls"] * rtt
+        assert row["floor_ms"] >= row["putrecords_calls_packing"] * rtt
+        assert row["naive_ms"] > loopback["naive_ms"]
+    assert modelled["putrecords_calls_delayed"] > 0
+    assert modelled["sql_round_trips_delayed"] > 0
 
 
 def test_packing_follows_the_ordering_rule() -> None:

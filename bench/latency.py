@@ -1,0 +1,68 @@
+"""The modelled network: a fixed round-trip time on every PutRecords call, for every Kinesis client.
+
+Kinesis here is moto in our own process, so a call costs CPU and no waiting; in AWS every call is a
+network round trip. The delay is a botocore ``before-send`` handler on a fresh default boto3 session:
+every client created from it afterwards (the handler's own ``runtime.kinesis_client()``, the bench's
+client) copies the handler, so every case pays the same per call. It is registered first, so it runs
+before moto's stub answers the request. ``time.sleep`` releases the interpreter lock, so concurrent
+calls (``PUBLISH_CONCURRENCY=4``) overlap their waits as they would on a real network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+PUT_RECORDS_EVENT = "before-send.kinesis.PutRecords"
+_HANDLER_ID = "bench-modelled-kinesis-rtt"
+
+
+@dataclass(frozen=True)
+class NetworkModel:
+    """The assumed round-trip times (assumptions, not measurements)."""
+
+    kinesis_rtt_ms: float = 10.0
+    """Per PutRecords call: a typical in-region round trip from Lambda to Kinesis."""
+    sql_rtt_ms: float = 1.0
+    """Per PostgreSQL round trip: Lambda to RDS Proxy to the database, in the same region."""
+
+
+class CallDelay:
+    """A botocore event handler that sleeps ``seconds`` and counts the calls it delayed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def __call__(self, **_: Any) -> None:
+        """Wait one round trip, then let the request go on (returning None lets moto answer it)."""
+        time.sleep(self.seconds)
+        with self._lock:
+            self.calls += 1
+
+
+@contextlib.contextmanager
+def kinesis_latency(rtt_ms: float) -> Iterator[CallDelay]:
+    """Install a fresh default boto3 session whose PutRecords calls wait ``rtt_ms``; restore on exit.
+
+    Only clients created inside the block get the delay: build them (and the handler's cached
+    pipeline) after entering it.
+    """
+    saved = boto3.DEFAULT_SESSION
+    delay = CallDelay(rtt_ms / 1000)
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register_first(PUT_RECORDS_EVENT, delay, unique_id=_HANDLER_ID)
+    try:
+        yield delay
+    finally:
+        session.events.unregister(PUT_RECORDS_EVENT, unique_id=_HANDLER_ID)
+        boto3.DEFAULT_SESSION = saved

@@ -1,0 +1,167 @@
+"""A loopback TCP proxy in front of PostgreSQL that adds a fixed round-trip time to every answer.
+
+In AWS each SQL round trip crosses the network (Lambda to RDS Proxy to the database, about 1 ms in
+one region); on loopback it costs a few microseconds. The proxy forwards client bytes at once and
+holds every chunk the server sends for ``rtt`` after it arrived (a delay line, not a queue of
+sleeps: bytes that arrive together leave together), so each request/response exchange costs one
+RTT more. pg8000's ``run`` with parameters makes three exchanges per statement (parse, describe,
+bind + execute), so a statement pays three RTTs, here as it would in AWS.
+
+Bounded: at most ``max_connections`` clients, 127.0.0.1 only, three daemon threads per client,
+everything closed by :meth:`LatencyProxy.stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from telemetry_adapter.ledger.connection import DatabaseSettings
+
+_CHUNK = 65_536
+_ACCEPT_POLL_SECONDS = 0.2
+_JOIN_SECONDS = 2.0
+
+
+class LatencyProxy:
+    """Listens on 127.0.0.1 (a free port) and forwards to the server ``database_url`` names."""
+
+    def __init__(self, database_url: str, rtt_seconds: float, *, max_connections: int = 32) -> None:
+        self._database_url = database_url
+        self._upstream = DatabaseSettings.from_url(database_url)
+        self.rtt_seconds = rtt_seconds
+        self._max_connections = max_connections
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(_ACCEPT_POLL_SECONDS)
+        self.port: int = self._listener.getsockname()[1]
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+        self.round_trips = 0
+        """Request/response exchanges delayed: answers that began after the client had sent something."""
+
+    @property
+    def url(self) -> str:
+        """``database_url`` pointed at the proxy (TCP on loopback, whatever the server's transport)."""
+        parts = urlsplit(self._database_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "host"])
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+    def start(self) -> None:
+        """Start accepting clients."""
+        self._spawn(self._accept_loop, "pgproxy-accept")
+
+    def stop(self) -> None:
+        """Close every socket and wait (bounded) for the threads to end."""
+        self._stopped.set()
+        self._listener.close()
+        with self._lock:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(_JOIN_SECONDS)
+
+    def _spawn(self, target: object, name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+        return sock
+
+    def _connect_upstream(self) -> socket.socket:
+        settings = self._upstream
+        if settings.unix_socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(settings.unix_socket)
+            return sock
+        sock = socket.create_connection((settings.host or "127.0.0.1", settings.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was closed by stop()
+            if self.connections >= self._max_connections:
+                client.close()
+                continue
+            self.connections += 1
+            client.settimeout(None)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            upstream = self._connect_upstream()
+            self._track(client)
+            self._track(upstream)
+            answers: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+            asked = threading.Event()
+            self._spawn(self._forward, "pgproxy-up", client, upstream, asked)
+            self._spawn(self._hold, "pgproxy-hold", upstream, answers, asked)
+            self._spawn(self._release, "pgproxy-down", answers, client)
+
+    @staticmethod
+    def _forward(source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+        """Client to server, at once."""
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(_CHUNK):
+                target.sendall(chunk)
+                asked.set()
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def _hold(
+        self, source: socket.socket, answers: queue.SimpleQueue[tuple[float, bytes] | None], asked: threading.Event
+    ) -> None:
+        """Server to the delay line, each chunk stamped with the time it may leave."""
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(_CHUNK):
+                answers.put((time.monotonic() + self.rtt_seconds, chunk))
+                if asked.is_set():
+                    asked.clear()
+                    with self._lock:
+                        self.round_trips += 1
+        answers.put(None)
+
+    def _release(self, answers: queue.SimpleQueue[tuple[float, bytes] | None], target: socket.socket) -> None:
+        """Delay line to the client, each chunk when its time has come."""
+        while (item := answers.get()) is not None:
+            due, chunk = item
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                target.sendall(chunk)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def latency_proxy(database_url: str, rtt_ms: float) -> Iterator[LatencyProxy]:
+    """A started proxy for the duration of the block."""
+    proxy = LatencyProxy(database_url, rtt_ms / 1000)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
