@@ -69,11 +69,12 @@ run: $(STAMP)
 # --- benchmarks (issue 6) ---
 .PHONY: bench bench-quick
 BENCH_ARGS ?=
-## bench: handler vs I/O floor vs naive, CPU, cold start, memory (SPEC 10); table, build/bench.json, docs/bench.png
+## bench: handler vs I/O floor vs naive, CPU, cold start, memory (SPEC 10), on loopback then with a modelled
+## network (10 ms per PutRecords, 1 ms per SQL round trip); table, build/bench.json, docs/bench.png (~9 min)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
-## bench-quick: the same machinery on small batches (about 15 s); chart to build/bench.png
+## bench-quick: the same machinery, both modes, on small batches (about 20 s); chart to build/bench.png
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
