@@ -56,7 +56,7 @@ synth: $(STAMP) $(CDK)
 diff: $(STAMP) $(CDK)
 	$(CDK) diff $(CONTEXT)
 
-## deploy: deploy the stack with the current AWS credentials (context values: docs/readme/deploy.md)
+## deploy: deploy the stack with the current AWS credentials (context values: README.md, Deploy)
 deploy: $(STAMP) $(CDK)
 	$(CDK) deploy --require-approval broadening $(CONTEXT)
 
