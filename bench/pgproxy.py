@@ -123,8 +123,8 @@ class LatencyProxy:
         """Client to server, at once."""
         with contextlib.suppress(OSError):
             while chunk := source.recv(_CHUNK):
+                asked.set()  # before sending: the answer may come back before sendall returns
                 target.sendall(chunk)
-                asked.set()
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
 
