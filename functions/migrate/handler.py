@@ -16,14 +16,13 @@ Every step is safe to repeat. A delete leaves the database alone (the instance k
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
 from typing import Any
 
 import pg8000.native
+import scramp
 
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations
@@ -31,15 +30,17 @@ from telemetry_adapter.ledger.migrations import apply_migrations
 PHYSICAL_ID = "ledger-migrations"
 APP_TABLES = ("submission_ledger", "processor_heartbeat")
 _SCRAM_ITERATIONS = 4096
+_SCRAM = scramp.ScramMechanism("SCRAM-SHA-256")
 
 
 def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = _SCRAM_ITERATIONS) -> str:
-    """PostgreSQL's stored form of a SCRAM-SHA-256 password (what ``ALTER ROLE ... PASSWORD`` accepts)."""
-    salt = salt or secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    """PostgreSQL's stored form of a SCRAM-SHA-256 password (what ``ALTER ROLE ... PASSWORD`` accepts).
+
+    The keys come from ``scramp`` (pg8000's own SCRAM library), with a random 16-byte salt by default.
+    """
+    salt, stored_key, server_key, iterations = _SCRAM.make_auth_info(
+        password, iteration_count=iterations, salt=salt or secrets.token_bytes(16)
+    )
 
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode("ascii")
