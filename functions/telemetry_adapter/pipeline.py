@@ -125,12 +125,13 @@ class BatchPipeline:
         report: BatchReport,
     ) -> dict[str, PublishJob]:
         timestamp = processing_timestamp()
+        # In batch order (not the claim answer's row order), so a batch is always published the same way.
         jobs = {
             submission_id: PublishJob(
-                submission_id, build_records(primaries[submission_id].submission, claim.published, timestamp)
+                submission_id, build_records(message.submission, claims[submission_id].published, timestamp)
             )
-            for submission_id, claim in claims.items()
-            if claim.status is ClaimStatus.CLAIMED
+            for submission_id, message in primaries.items()
+            if claims[submission_id].status is ClaimStatus.CLAIMED
         }
         report.publish = self.publisher.publish(list(jobs.values()), deadline)
         report.events_published = report.publish.records_sent
