@@ -60,18 +60,23 @@ def run_until_acknowledged(pipeline: BatchPipeline, event: dict[str, Any], round
 
 
 class FailSomeCalls:
-    """Kinesis whose calls number ``failing`` (1-based) fail as a whole before reaching the stream."""
+    """Kinesis whose calls number ``failing`` (1-based) fail as a whole: before reaching the stream, or,
+    with ``applied``, after Kinesis wrote them (the answer was lost)."""
 
-    def __init__(self, client: Any, failing: set[int]) -> None:
+    def __init__(self, client: Any, failing: set[int], *, applied: bool = False) -> None:
         self.client = client
         self.failing = failing
+        self.applied = applied
         self.calls = 0
 
     def put_records(self, **kwargs: Any) -> Any:
         self.calls += 1
-        if self.calls in self.failing:
-            raise ConnectionError("injected: PutRecords call failed before reaching Kinesis")
-        return self.client.put_records(**kwargs)
+        if self.calls not in self.failing:
+            return self.client.put_records(**kwargs)
+        if self.applied:
+            self.client.put_records(**kwargs)
+            raise TimeoutError("injected: PutRecords applied but its answer was lost")
+        raise ConnectionError("injected: PutRecords call failed before reaching Kinesis")
 
 
 # 1. No loss of valid data -------------------------------------------------------------------------
@@ -100,13 +105,13 @@ def test_record_failures_are_retried_alone_until_every_event_is_in_order(clean_d
 def test_lost_answers_only_duplicate_with_the_same_id_and_first_copies_in_order(
     clean_database: str, kinesis: Any
 ) -> None:
-    flaky = FlakyKinesis(kinesis, lost_answer_rate=0.3, seed=4)
-    pipeline = make_pipeline(clean_database, flaky)
+    losing = FailSomeCalls(kinesis, failing={1, 4, 7}, applied=True)
+    pipeline = make_pipeline(clean_database, losing)
     docs = documents(30)
     assert handle_batch(sqs_event(fleet.encode(d) for d in docs), LambdaContext(), pipeline) == {
         "batchItemFailures": []
     }
-    assert flaky.faults.calls_applied_but_lost >= 1
+    assert losing.calls > 7
     duplicates = 0
     for document in docs:
         records = events_by_submission(kinesis)[document["submission_id"]]
