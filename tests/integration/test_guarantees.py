@@ -230,7 +230,7 @@ class SlowKinesis:
 def test_cut_by_the_time_budget_then_resumed_from_the_first_unpublished_event(
     clean_database: str, kinesis: Any
 ) -> None:
-    publish = PublishSettings(safety_margin_ms=300, max_concurrency=1)
+    publish = PublishSettings(safety_margin_ms=600, max_concurrency=1)
     recorder = RecordingKinesis(kinesis)
     pipeline = make_pipeline(clean_database, SlowKinesis(recorder, 0.1), publish=publish)
     docs = documents(5, seed=9)
@@ -239,8 +239,8 @@ def test_cut_by_the_time_budget_then_resumed_from_the_first_unpublished_event(
         document["events"]["network_connection"] = document["events"]["network_connection"][:3] * 2
     event = sqs_event(fleet.encode(d) for d in docs)
     started = time.monotonic()
-    first = handle_batch(event, LambdaContext(timeout_ms=800), pipeline)
-    assert time.monotonic() - started < 0.8  # 6. it returned inside its own invocation
+    first = handle_batch(event, LambdaContext(timeout_ms=1_500), pipeline)
+    assert time.monotonic() - started < 1.5  # 6. it returned inside its own invocation
     assert failures(first) == {r["messageId"] for r in event["Records"]}
     published_before = len(read_stream(kinesis, STREAM))
     assert 0 < published_before < 60
