@@ -167,13 +167,6 @@ def _concurrent_pipeline() -> BatchPipeline:
     import os
 
     from telemetry_adapter.config import Settings
-    from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
-    from telemetry_adapter.ledger.repository import Ledger
-    from telemetry_adapter.pipeline import BatchPipeline
-    from telemetry_adapter.publisher import OrderedPublisher
-    from telemetry_adapter.runtime import kinesis_client, record_statement_latency
+    from telemetry_adapter.runtime import build_pipeline
 
-    settings = Settings.from_env({**os.environ, "PUBLISH_CONCURRENCY": str(CONCURRENT_PUBLISH)})
-    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_env().connect), on_statement=record_statement_latency)
-    publisher = OrderedPublisher(kinesis_client(), settings.stream_name, settings.publish)
-    return BatchPipeline(settings, ledger, publisher)
+    return build_pipeline(Settings.from_env({**os.environ, "PUBLISH_CONCURRENCY": str(CONCURRENT_PUBLISH)}))

@@ -34,12 +34,8 @@ def main() -> int:
     from devkit.lambda_shapes import LambdaContext
     from processor.handler import handle_batch
     from telemetry_adapter.config import Settings
-    from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
-    from telemetry_adapter.ledger.repository import Ledger
     from telemetry_adapter.observability import logger
-    from telemetry_adapter.pipeline import BatchPipeline
-    from telemetry_adapter.publisher import OrderedPublisher
-    from telemetry_adapter.runtime import kinesis_client
+    from telemetry_adapter.runtime import build_pipeline, kinesis_client
 
     logger.registered_handler.setStream(sys.stderr)  # type: ignore[attr-defined]
     job = json.loads(sys.stdin.read())
@@ -51,8 +47,7 @@ def main() -> int:
         time.sleep(_WAIT_FOR_KILL_SECONDS)  # the parent kills us here; if it does not, we carry on
 
     hook.arm(int(job["kill_after_calls"]), wait_for_kill)
-    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_env().connect))
-    pipeline = BatchPipeline(settings, ledger, OrderedPublisher(hook, settings.stream_name, settings.publish))
+    pipeline = build_pipeline(settings, hook)
     response = handle_batch(job["event"], LambdaContext(timeout_ms=int(job["timeout_ms"])), pipeline)
     _say(f"{RESULT} {json.dumps(response)}")
     pipeline.publisher.close()

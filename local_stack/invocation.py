@@ -18,12 +18,11 @@ from local_stack.tally import Tally
 from processor.handler import handle_batch
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import logger, metrics
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
-from telemetry_adapter.runtime import kinesis_client, record_statement_latency
+from telemetry_adapter.runtime import kinesis_client, ledger_from_env
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -45,7 +44,7 @@ class RecordingPipeline(BatchPipeline):
 def build_pipeline(tally: Tally, *, kinesis_error_rate: float = 0.0, seed: int = 1) -> RecordingPipeline:
     """The processor's pipeline from the environment, optionally with Kinesis record failures."""
     settings = Settings.from_env()
-    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_env().connect), on_statement=record_statement_latency)
+    ledger = ledger_from_env()
     client: KinesisClient = kinesis_client()
     if kinesis_error_rate > 0:
         client = FlakyKinesis(client, record_failure_rate=kinesis_error_rate, seed=seed)

@@ -39,11 +39,23 @@ def record_statement_latency(name: str, seconds: float) -> None:
     metrics.add_metric(name=f"LedgerStatementLatency_{name}", unit="Milliseconds", value=seconds * 1000)
 
 
+def ledger_from_env() -> Ledger:
+    """The ledger on the database the environment names, reporting statement latency as a metric."""
+    return Ledger(ConnectionProvider(DatabaseSettings.from_env().connect), on_statement=record_statement_latency)
+
+
+def build_pipeline(settings: Settings | None = None, client: KinesisClient | None = None) -> BatchPipeline:
+    """A pipeline wired as the processor's: ``settings`` and ``client`` default to the environment's.
+
+    The local runner, the chaos worker and the benchmark pass their own client (a fault injector, a
+    hook) or settings, and share the rest of the wiring with the Lambda.
+    """
+    settings = settings or Settings.from_env()
+    publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
+    return BatchPipeline(settings, ledger_from_env(), publisher)
+
+
 @cache
 def default_pipeline() -> BatchPipeline:
     """The processor's pipeline from the environment; raises ConfigurationError naming a bad variable."""
-    settings = Settings.from_env()
-    connections = ConnectionProvider(DatabaseSettings.from_env().connect)
-    ledger = Ledger(connections, on_statement=record_statement_latency)
-    publisher = OrderedPublisher(kinesis_client(), settings.stream_name, settings.publish)
-    return BatchPipeline(settings, ledger, publisher)
+    return build_pipeline()
