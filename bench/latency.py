@@ -40,12 +40,21 @@ class CallDelay:
         self.seconds = seconds
         self._lock = threading.Lock()
         self.calls = 0
+        self._waiting = 0
+        self.most_waiting = 0
+        """The most calls seen waiting at once (concurrent calls overlap their waits)."""
 
     def __call__(self, **_: Any) -> None:
         """Wait one round trip, then let the request go on (returning None lets moto answer it)."""
-        time.sleep(self.seconds)
         with self._lock:
-            self.calls += 1
+            self._waiting += 1
+            self.most_waiting = max(self.most_waiting, self._waiting)
+        try:
+            time.sleep(self.seconds)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self.calls += 1
 
 
 @contextlib.contextmanager

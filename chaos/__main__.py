@@ -2,7 +2,8 @@
 
 Runs the fault scenario for ``--duration`` seconds, with the atheris decoder fuzzer running beside it
 for a bounded time, then writes every figure to ``--output`` (``build/chaos.json``): batches, messages,
-faults by kind, each invariant's count, and the fuzzer's runs. Processor logs and EMF metrics go to
+faults by kind, each invariant's count, the fuzzer's runs, and the decoder's timed cost growth on
+hostile bodies of 128 KiB and 1 MiB. Processor logs and EMF metrics go to
 ``--log``, not the terminal. Exits 1 when an invariant breaks or the fuzzer finds a crash.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from chaos.config import ChaosConfig, FaultRates
 from chaos.harness import run_chaos
+from devkit.hostile import linear_cost_report
 
 _ROOT = Path(__file__).resolve().parent.parent
 _FUZZ_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
@@ -97,6 +99,10 @@ def main(argv: list[str]) -> int:
     if result["fuzz"]["crashed"]:
         result["broken"].append("fuzz")
         result["ok"] = False
+    result["linear_cost"] = linear_cost_report()
+    if not result["linear_cost"]["ok"]:
+        result["broken"].append("linear_cost")
+        result["ok"] = False
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))
@@ -118,6 +124,7 @@ def summary(result: dict[str, Any]) -> str:
         f"faults: {faults}\n"
         f"invariants: {invariants}\n"
         f"fuzz: {fuzz['runs']} runs in {fuzz['seconds']} s, crashed={fuzz['crashed']}\n"
+        f"decoder cost linear in body size (timed against json.loads): {result['linear_cost']['ok']}\n"
         f"{verdict}"
     )
 

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -90,9 +91,24 @@ def stopped_database_url() -> Iterator[str]:
         holder.close()
 
 
+@dataclass
+class HungServer:
+    """A loopback server that accepts connections and never sends a byte."""
+
+    url: str
+    accepted: list[socket.socket]
+
+    def wait_for_connections(self, count: int, within_seconds: float = 10) -> int:
+        """How many connections it accepted, waiting (bounded) until there are at least ``count``."""
+        deadline = time.monotonic() + within_seconds
+        while len(self.accepted) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.accepted)
+
+
 @pytest.fixture
-def hung_database_url() -> Iterator[str]:
-    """A URL to a loopback server that accepts connections and never sends a byte."""
+def hung_database() -> Iterator[HungServer]:
+    """A hung database server (see :class:`HungServer`)."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(16)
@@ -114,7 +130,7 @@ def hung_database_url() -> Iterator[str]:
     thread = threading.Thread(target=accept_and_ignore, name="hung-database", daemon=True)
     thread.start()
     try:
-        yield f"postgresql://postgres:not-a-secret@127.0.0.1:{port}/postgres"
+        yield HungServer(f"postgresql://postgres:not-a-secret@127.0.0.1:{port}/postgres", accepted)
     finally:
         stop.set()
         thread.join(timeout=2)
