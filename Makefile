@@ -31,7 +31,7 @@ migrate: $(STAMP)
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
 
-# --- infrastructure (issue 3) ---
+# --- infrastructure ---
 .PHONY: synth deploy diff bundle cdk-cli
 CDK := node_modules/.bin/cdk
 # Context for deploy, e.g. make deploy CONTEXT='-c alarmEmail=ops@example.com -c batchSize=200'
@@ -60,16 +60,16 @@ diff: $(STAMP) $(CDK)
 deploy: $(STAMP) $(CDK)
 	$(CDK) deploy --require-approval broadening $(CONTEXT)
 
-# --- local stack (issue 4) ---
+# --- local stack ---
 .PHONY: run
 ## run: the whole pipeline on loopback (moto, embedded PostgreSQL, fleet, poller, consumer); ARGS='--help'
 run: $(STAMP)
 	$(PY) -m local_stack $(ARGS)
 
-# --- benchmarks (issue 6) ---
+# --- benchmarks ---
 .PHONY: bench bench-quick
 BENCH_ARGS ?=
-## bench: handler vs I/O floor vs naive, CPU, cold start, memory (SPEC 10), on loopback then with a modelled
+## bench: handler vs I/O floor vs naive, CPU, cold start, memory (docs/benchmarks.md), on loopback then with a modelled
 ## network (10 ms per PutRecords, 1 ms per SQL round trip); table, build/bench.json, docs/bench.png (~9 min)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
@@ -78,7 +78,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-# --- chaos (issue 7) ---
+# --- chaos ---
 .PHONY: chaos
 ## chaos: fault injection through the real handler for DURATION seconds (default 600) -> build/chaos.json
 chaos: $(STAMP)

@@ -35,14 +35,14 @@ class BenchFailure(RuntimeError):
 
 @dataclass
 class RoundTrips:
-    """Ledger statements and PutRecords calls one handler batch cost, with what SPEC requires."""
+    """Ledger statements and PutRecords calls one handler batch cost, with what the contract requires."""
 
     ledger_statements: int
     putrecords_calls: int
     putrecords_calls_packing: int
     """Calls the ordering rule needs for these records (sequential packing, no failures)."""
     putrecords_calls_lower_bound: int
-    """SPEC guarantee 2's ``max(longest submission, ceil(events / 500))``."""
+    """Guarantee 2's (docs/contract.md) ``max(longest submission, ceil(events / 500))``."""
     events: int
     events_published: int
     putrecords_calls_delayed: int | None = None

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-mb", type=int, default=512, help="Lambda memory size for the cost estimate")
     parser.add_argument("--json", type=Path, default=Path("build/bench.json"))
     parser.add_argument("--chart", type=Path, help="PNG path (default docs/bench.png, quick: build/bench.png)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a SPEC target fails (either mode)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a performance target fails (either mode)")
     parser.add_argument("--network", choices=NETWORKS, default="both", help="which mode(s) to run (default both)")
     parser.add_argument("--kinesis-rtt-ms", type=float, default=10.0, help="modelled delay per PutRecords call")
     parser.add_argument("--sql-rtt-ms", type=float, default=1.0, help="modelled delay per PostgreSQL round trip")

@@ -1,4 +1,4 @@
-"""The design a typical team writes first, with the same libraries: the baseline SPEC 10 compares to.
+"""The design a typical team writes first, with the same libraries: the baseline the benchmark compares to.
 
 Message by message: decode and validate with the standard library, one ledger statement (an
 ``INSERT ... ON CONFLICT DO NOTHING`` that both deduplicates and records the submission), then one

@@ -1,4 +1,4 @@
-"""How many PutRecords calls the ordering guarantee requires (SPEC guarantee 2), computed offline.
+"""How many PutRecords calls the ordering guarantee requires (guarantee 2, docs/contract.md), computed offline.
 
 The rule: a call carries at most one event of any submission and is filled, up to 500 records and
 5 MiB, with the next unpublished event of as many submissions as fit, longest submissions first.
@@ -44,5 +44,5 @@ def unordered_calls(submissions: Sequence[Sequence[EventRecord]]) -> list[list[E
 
 
 def lower_bound(event_counts: Sequence[int]) -> int:
-    """SPEC guarantee 2's ``max(longest submission, ceil(events / 500))``."""
+    """Guarantee 2's ``max(longest submission, ceil(events / 500))``."""
     return max(max(event_counts, default=0), math.ceil(sum(event_counts) / MAX_RECORDS_PER_CALL))

@@ -1,4 +1,4 @@
-"""Figures to targets: the SPEC 10 pass/fail table, the cost estimate, ``build/bench.json``.
+"""Figures to targets: the performance targets' pass/fail table, the cost estimate, ``build/bench.json``.
 
 The cost estimate uses Lambda's published arm64 price in us-east-1 as of 2025-06 (assumed, not
 fetched): $0.0000133334 per GB-second and $0.20 per million requests. It scales the measured
@@ -29,7 +29,7 @@ LEDGER_STATEMENTS = 2
 
 @dataclass(frozen=True)
 class Check:
-    """One figure against its SPEC target."""
+    """One figure against its performance target."""
 
     figure: str
     measured: float | None
@@ -82,7 +82,7 @@ def derive(results: Results, memory_mb: int) -> None:
 
 
 def checks(results: Results, *, scalars: bool = True) -> list[Check]:
-    """Every SPEC 10 target with its measured figure and verdict (``scalars=False``: only the per-batch
+    """Every performance target with its measured figure and verdict (``scalars=False``: only the per-batch
     ones, which are all a network changes; CPU, cold start and memory involve no I/O)."""
     found: list[Check] = []
     for size in results.sizes:
@@ -216,7 +216,7 @@ def render(results: Results, found: list[Check], modelled: Modelled | None = Non
     """The Markdown tables printed at the end of a run (and pasted into the README)."""
     if modelled is None:
         lines = size_table(results)
-        lines += ["", "| figure | measured | SPEC target | pass |", "| --- | ---: | --- | --- |"]
+        lines += ["", "| figure | measured | target | pass |", "| --- | ---: | --- | --- |"]
         for check in found:
             lines.append(f"| {check.figure} | {_fmt(check.measured)} | {check.target} | {_VERDICT[check.passed]} |")
         return "\n".join(lines)
@@ -228,7 +228,7 @@ def render(results: Results, found: list[Check], modelled: Modelled | None = Non
         "",
         *size_table(modelled.results),
         "",
-        "| figure | SPEC target | loopback | pass | modelled network | pass |",
+        "| figure | target | loopback | pass | modelled network | pass |",
         "| --- | --- | ---: | --- | ---: | --- |",
     ]
     by_figure = {check.figure: check for check in modelled.checks}

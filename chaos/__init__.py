@@ -1,4 +1,4 @@
-"""Fault injection for the processor: proves the SPEC section 5 guarantees under failure.
+"""Fault injection for the processor: proves the delivery guarantees (docs/contract.md) under failure.
 
 ``python -m chaos`` (``make chaos``) drives many SQS-shaped batches through the real handler
 (``processor.handler.handle_batch``) against a real PostgreSQL and Kinesis on a moto server, while

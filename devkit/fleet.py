@@ -1,4 +1,4 @@
-"""Realistic submissions, the sensors' known defects and hostile bodies (SPEC section 2)."""
+"""Realistic submissions, the sensors' known defects and hostile bodies (the input contract, docs/contract.md)."""
 
 from __future__ import annotations
 

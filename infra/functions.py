@@ -203,7 +203,7 @@ class Functions(Construct):
             function,
             (
                 "AwsSolutions-L1",
-                "Python 3.12 is the runtime the code is tested for (SPEC); move to a newer one together with "
+                "Python 3.12 is the runtime the code is tested for; move to a newer one together with "
                 "PYTHON_VERSION in infra/bundling.py after testing on it.",
             ),
         )

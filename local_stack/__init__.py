@@ -1,4 +1,4 @@
-"""The local main job (``make run``, SPEC section 9): the whole pipeline on loopback, or a worker.
+"""The local main job (``make run``): the whole pipeline on loopback, or a worker.
 
 Local mode: an embedded AWS endpoint (moto) with the ``submissions`` queue, its DLQ and the ``events``
 stream; an embedded PostgreSQL unless ``DATABASE_URL`` is set; a sensor fleet; a poller driving the

@@ -4,7 +4,7 @@ For every submission: its events' first copies arrive in ``sequence`` order (eve
 before event ``k``); each event's ``id`` is the UUIDv5 of the submission id and its sequence, so a
 repeated record is recognisable (a permitted duplicate) and a different id for one position is a
 violation; no event of a broken submission ever appears; and every valid submission is complete in
-the end. The check is independent of the processor's code: it recomputes ids from SPEC section 4.
+the end. The check is independent of the processor's code: it recomputes ids from the output contract.
 """
 
 from __future__ import annotations

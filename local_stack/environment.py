@@ -1,7 +1,7 @@
 """The processor's environment inside ``make run``, applied to ``os.environ`` and restored afterwards.
 
 The processor and the health handler read their configuration from the environment, exactly as in
-Lambda (SPEC section 7), so the local stack configures them the same way instead of passing objects
+Lambda, so the local stack configures them the same way instead of passing objects
 around: the values here are what a deployed function would see, pointed at loopback.
 """
 

@@ -1,4 +1,4 @@
-"""The invocation's time budget, taken from the Lambda context (SPEC guarantee 6)."""
+"""The invocation's time budget, taken from the Lambda context (guarantee 6: bounded invocation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ordered, at-least-once publishing to Kinesis (SPEC guarantee 2).
+"""Ordered, at-least-once publishing to Kinesis (guarantee 2: order within a submission).
 
 PutRecords does not keep order among the records of one call when some of them fail, so a call
 carries at most one event of any submission: event ``k+1`` is sent only after event ``k`` was

@@ -1,4 +1,4 @@
-"""Kinesis records built from a validated submission (SPEC section 4).
+"""Kinesis records built from a validated submission (the output contract).
 
 The record layout is the consumers' contract (``schemas/event-record.schema.json``). The fixed fields
 are all values this module controls (UUIDs, an event type name, an integer, UTC timestamps), so the

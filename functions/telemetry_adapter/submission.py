@@ -103,7 +103,7 @@ def parse_submission(body: object, limits: Limits) -> Submission:
 
 
 def validate_document(document: dict[str, Any], limits: Limits) -> Submission:
-    """Validate a decoded JSON object against SPEC section 2. Unknown fields are ignored."""
+    """Validate a decoded JSON object against the input contract. Unknown fields are ignored."""
     submission_id = _uuid(document, "submission_id")
     device_id = _uuid(document, "device_id")
     time_created = _timestamp(document)

@@ -1,5 +1,5 @@
 """The bench machinery end to end on tiny batches, in both network modes: JSON keys, round trips as
-SPEC 6 and 2 require, and the modelled latency really paid by every case."""
+the ledger design and guarantee 2 require, and the modelled latency really paid by every case."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_json_has_every_key_the_issue_lists(document: dict[str, Any]) -> None:
     assert {check["figure"] for check in document["checks"]} >= {"handler import / import boto3"}
 
 
-def test_round_trips_match_the_spec(document: dict[str, Any]) -> None:
+def test_round_trips_match_the_contract(document: dict[str, Any]) -> None:
     for size in SIZES:
         assert document["ledger_statements_per_batch"][str(size)] == 2
         row = document["batch_sizes"][str(size)]

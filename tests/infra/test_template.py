@@ -1,4 +1,4 @@
-"""The synthesized template holds every resource and setting issue 3 asks for."""
+"""The synthesized template holds every resource and setting the deployment needs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""SPEC section 5, each guarantee by a test that would fail without it. Real PostgreSQL, boto3 to moto,
-faults injected at the Kinesis client boundary."""
+"""The delivery guarantees (docs/contract.md), each by a test that would fail without it. Real PostgreSQL,
+boto3 to moto, faults injected at the Kinesis client boundary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TLS with certificate verification on the RDS Proxy connection (SPEC section 7).
+"""TLS with certificate verification on the RDS Proxy connection.
 
 ``DatabaseSettings.from_env`` with the ``DB_*`` variables must ask for ``verify-full``; ``connect``
 must hand pg8000 a context that checks the certificate chain and the host name; and against a server

@@ -1,2 +1,2 @@
 """The PostgreSQL ledger: one row per submission, so duplicates are suppressed across workers and a
-partly published submission resumes where it stopped (SPEC section 6)."""
+partly published submission resumes where it stopped."""

@@ -1,6 +1,6 @@
 """Connections to the ledger database over pg8000.
 
-Two ways in, chosen by the environment (SPEC section 7):
+Two ways in, chosen by the environment:
 
 * ``DATABASE_URL`` (``postgresql://user:pass@host:port/db``, optional ``?sslmode=require|verify-full``
   and ``?host=/socket/dir`` for a Unix socket) wins when set: local runs, tests, ``sam local invoke``.

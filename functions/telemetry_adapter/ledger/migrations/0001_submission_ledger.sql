@@ -1,4 +1,4 @@
--- The submission ledger (SPEC section 6): one row per submission id.
+-- The submission ledger: one row per submission id.
 CREATE TABLE submission_ledger (
     submission_id    uuid        PRIMARY KEY,
     device_id        uuid        NOT NULL,
