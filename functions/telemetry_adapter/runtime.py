@@ -15,13 +15,14 @@ from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import metrics
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
+from telemetry_adapter.time_budget import KINESIS_CONNECT_TIMEOUT_SECONDS, KINESIS_READ_TIMEOUT_SECONDS
 
 # No SDK retries: the publisher retries failed records itself, with the invocation's deadline in view.
 # Timeouts stay well inside the publisher's safety margin, so a hung call never outlives the budget.
 _KINESIS_CONFIG: dict[str, Any] = {
     "retries": {"total_max_attempts": 1},
-    "connect_timeout": 2,
-    "read_timeout": 5,
+    "connect_timeout": KINESIS_CONNECT_TIMEOUT_SECONDS,
+    "read_timeout": KINESIS_READ_TIMEOUT_SECONDS,
     "max_pool_connections": 16,
 }
 

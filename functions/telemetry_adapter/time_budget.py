@@ -1,0 +1,40 @@
+"""How much of an invocation the processor keeps in hand, and why that is enough.
+
+The handler stops starting Kinesis calls when less than the safety margin remains, then records the
+outcome in the ledger and returns its partial batch response. The margin must therefore hold the
+longest Kinesis call already in flight plus one ledger statement, with room for the response; a
+smaller margin lets the invocation time out with work half-recorded. The processor checks this at
+start-up and the CDK app at synth time, with the same rule.
+"""
+
+from __future__ import annotations
+
+KINESIS_CONNECT_TIMEOUT_SECONDS = 2
+"""botocore ``connect_timeout`` of the publisher's Kinesis client."""
+KINESIS_READ_TIMEOUT_SECONDS = 5
+"""botocore ``read_timeout`` of the publisher's Kinesis client."""
+KINESIS_CALL_TIMEOUT_MS = (KINESIS_CONNECT_TIMEOUT_SECONDS + KINESIS_READ_TIMEOUT_SECONDS) * 1000
+"""The longest one PutRecords call can take (no SDK retries: the publisher retries itself)."""
+DEFAULT_STATEMENT_TIMEOUT_MS = 5_000
+"""The longest one ledger statement may take (``LEDGER_STATEMENT_TIMEOUT_MS``)."""
+RESPONSE_SLACK_MS = 1_000
+"""Building the partial batch response, flushing metrics, returning."""
+
+
+def minimum_margin_ms(statement_timeout_ms: int) -> int:
+    """The least safety margin that holds a Kinesis call in flight, one ledger statement and the answer."""
+    return KINESIS_CALL_TIMEOUT_MS + statement_timeout_ms + RESPONSE_SLACK_MS
+
+
+def margin_problem(margin_ms: int, statement_timeout_ms: int, function_timeout_ms: int | None = None) -> str | None:
+    """Why ``margin_ms`` is not a safe margin, or None when it is."""
+    needed = minimum_margin_ms(statement_timeout_ms)
+    if margin_ms < needed:
+        return (
+            f"the safety margin ({margin_ms} ms) must hold one Kinesis call ({KINESIS_CALL_TIMEOUT_MS} ms), one "
+            f"ledger statement ({statement_timeout_ms} ms) and the response ({RESPONSE_SLACK_MS} ms): "
+            f"at least {needed} ms"
+        )
+    if function_timeout_ms is not None and margin_ms >= function_timeout_ms:
+        return f"the safety margin ({margin_ms} ms) must be below the function timeout ({function_timeout_ms} ms)"
+    return None

@@ -1,0 +1,50 @@
+"""The retry schedule: growing, capped, jittered delays, and the receive count an outage tolerance needs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from telemetry_adapter.retry_schedule import (
+    MAX_VISIBILITY_SECONDS,
+    guaranteed_wait_seconds,
+    nominal_delay_seconds,
+    receives_for_tolerance,
+    retry_delay_seconds,
+)
+
+
+def test_nominal_delay_doubles_per_receive_up_to_the_cap() -> None:
+    assert [nominal_delay_seconds(n, 30, 900) for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
+
+
+def test_nominal_delay_never_exceeds_what_sqs_accepts() -> None:
+    assert nominal_delay_seconds(10_000, 60, 10**9) == MAX_VISIBILITY_SECONDS
+    assert nominal_delay_seconds(0, 30, 900) == 30  # a missing receive count counts as the first
+
+
+def test_jittered_delay_stays_between_half_and_all_of_the_nominal_delay() -> None:
+    rng = random.Random(3)
+    for receive_count in range(1, 12):
+        nominal = nominal_delay_seconds(receive_count, 30, 900)
+        delays = {retry_delay_seconds(receive_count, 30, 900, rng) for _ in range(200)}
+        assert min(delays) >= nominal // 2
+        assert max(delays) <= nominal
+        assert len(delays) > 1 or nominal < 2  # spread out, not lock-step
+
+
+def test_guaranteed_wait_adds_the_half_delays_of_every_receive() -> None:
+    assert guaranteed_wait_seconds(3, 30, 900) == 15 + 30 + 60
+
+
+@pytest.mark.parametrize("tolerance", [60, 3_600, 6 * 3_600, 24 * 3_600])
+def test_receives_for_tolerance_is_the_smallest_count_that_covers_it(tolerance: int) -> None:
+    receives = receives_for_tolerance(tolerance, 30, 900)
+    assert guaranteed_wait_seconds(receives, 30, 900) >= tolerance
+    assert guaranteed_wait_seconds(receives - 1, 30, 900) < tolerance
+
+
+def test_an_impossible_tolerance_is_an_error_naming_the_figures() -> None:
+    with pytest.raises(ValueError, match="less than the 100000 s tolerance"):
+        receives_for_tolerance(100_000, 1, 2, limit=10)
