@@ -11,7 +11,7 @@ from typing import Any
 
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
-from devkit.lambda_shapes import LambdaContext, sqs_event, sqs_record
+from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_event, sqs_record
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -216,34 +216,38 @@ def test_two_invocations_at_the_same_moment_publish_once(clean_database: str, ki
 
 
 class SlowKinesis:
-    """Kinesis that takes ``delay`` seconds per call (a slow or throttled service)."""
+    """Kinesis whose every call takes ``seconds`` of a virtual clock (a slow or throttled service)."""
 
-    def __init__(self, client: Any, delay: float) -> None:
+    def __init__(self, client: Any, clock: VirtualClock, seconds: float) -> None:
         self.client = client
-        self.delay = delay
+        self.clock = clock
+        self.seconds = seconds
 
     def put_records(self, **kwargs: Any) -> Any:
-        time.sleep(self.delay)
+        self.clock.advance(self.seconds)
         return self.client.put_records(**kwargs)
 
 
 def test_cut_by_the_time_budget_then_resumed_from_the_first_unpublished_event(
     clean_database: str, kinesis: Any
 ) -> None:
-    publish = PublishSettings(safety_margin_ms=600, max_concurrency=1)
+    clock = VirtualClock()
+    publish = PublishSettings(safety_margin_ms=13_000, max_concurrency=1)
     recorder = RecordingKinesis(kinesis)
-    pipeline = make_pipeline(clean_database, SlowKinesis(recorder, 0.1), publish=publish)
+    pipeline = make_pipeline(clean_database, SlowKinesis(recorder, clock, 5.0), publish=publish)
     docs = documents(5, seed=9)
-    for document in docs:  # 12 events each: 12 calls, about 1.2 s
+    for document in docs:  # 12 events each: 12 calls of 5 s, more than a 60 s invocation holds
         document["events"]["new_process"] = document["events"]["new_process"][:3] * 2
         document["events"]["network_connection"] = document["events"]["network_connection"][:3] * 2
     event = sqs_event(fleet.encode(d) for d in docs)
-    started = time.monotonic()
-    first = handle_batch(event, LambdaContext(timeout_ms=1_500), pipeline)
-    assert time.monotonic() - started < 1.5  # 6. it returned inside its own invocation
+    context = LambdaContext(timeout_ms=60_000, clock=clock.now)
+    first = handle_batch(event, context, pipeline)
+    # Calls start while more than the margin is left (at 0, 5, ..., 45 s): ten calls of one event each.
+    assert len(recorder.calls) == 10
+    assert context.get_remaining_time_in_millis() == 10_000  # 6. it returned inside its own invocation
     assert failures(first) == {r["messageId"] for r in event["Records"]}
     published_before = len(read_stream(kinesis, STREAM))
-    assert 0 < published_before < 60
+    assert published_before == 50
     # The progress was recorded and the lease released: a redelivery resumes at once, where it stopped.
     rows = _ledger_rows(clean_database)
     assert all(row[1] is None for row in rows)
