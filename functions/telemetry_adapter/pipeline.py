@@ -21,7 +21,7 @@ from typing import Any
 
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.repository import Claim, ClaimRequest, ClaimStatus, Ledger
+from telemetry_adapter.ledger.repository import Claim, ClaimKey, ClaimRequest, ClaimStatus, Ledger
 from telemetry_adapter.observability import logger
 from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
 from telemetry_adapter.records import build_records, processing_timestamp
@@ -61,6 +61,10 @@ class _Message:
     message_id: str
     submission: Submission
 
+    @property
+    def key(self) -> ClaimKey:
+        return (self.submission.submission_id, self.submission.digest)
+
 
 class BatchPipeline:
     """Processes SQS batches against one ledger and one publisher."""
@@ -75,16 +79,18 @@ class BatchPipeline:
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
         """Process one batch of SQS records within the deadline; never raises for a bad message."""
         report = BatchReport(received=len(records))
-        primaries: dict[str, _Message] = {}
+        # The first copy of each (id, content) pair is its primary; exact copies follow its fate. Copies
+        # of one id with different contents are separate primaries, decided by the ledger alone.
+        primaries: dict[ClaimKey, _Message] = {}
         followers: list[_Message] = []
         for record in records:
             message = self._decode(record, report)
             if message is None:
                 continue
-            if message.submission.submission_id in primaries:
+            if message.key in primaries:
                 followers.append(message)
             else:
-                primaries[message.submission.submission_id] = message
+                primaries[message.key] = message
         if not primaries:
             return report
 
@@ -105,8 +111,8 @@ class BatchPipeline:
 
         jobs = self._publish(primaries, claims, deadline, report)
         self._record_outcome(jobs, claims, owner, report, deadline)
-        acked = self._settle_primaries(primaries, claims, jobs, report)
-        self._settle_followers(followers, primaries, claims, acked, report)
+        fates = self._settle_primaries(primaries, claims, jobs, report)
+        self._settle_followers(followers, fates, report)
         return report
 
     def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
@@ -119,19 +125,18 @@ class BatchPipeline:
 
     def _publish(
         self,
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
+        primaries: Mapping[ClaimKey, _Message],
+        claims: Mapping[ClaimKey, Claim],
         deadline: Deadline,
         report: BatchReport,
-    ) -> dict[str, PublishJob]:
+    ) -> dict[ClaimKey, PublishJob]:
         timestamp = processing_timestamp()
         # In batch order (not the claim answer's row order), so a batch is always published the same way.
+        # At most one content of an id is claimed, so at most one job publishes each submission.
         jobs = {
-            submission_id: PublishJob(
-                submission_id, build_records(message.submission, claims[submission_id].published, timestamp)
-            )
-            for submission_id, message in primaries.items()
-            if claims[submission_id].status is ClaimStatus.CLAIMED
+            key: PublishJob(key[0], build_records(message.submission, claims[key].published, timestamp))
+            for key, message in primaries.items()
+            if claims[key].status is ClaimStatus.CLAIMED
         }
         report.publish = self.publisher.publish(list(jobs.values()), deadline)
         report.events_published = report.publish.records_sent
@@ -139,8 +144,8 @@ class BatchPipeline:
 
     def _record_outcome(
         self,
-        jobs: Mapping[str, PublishJob],
-        claims: Mapping[str, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
+        claims: Mapping[ClaimKey, Claim],
         owner: str,
         report: BatchReport,
         deadline: Deadline,
@@ -150,7 +155,7 @@ class BatchPipeline:
         A failover or restart of the database usually lasts seconds; retrying inside the safety margin
         saves the whole batch from redelivery (and its finished submissions from being re-sent).
         """
-        progress = {submission_id: claims[submission_id].published + job.sent for submission_id, job in jobs.items()}
+        progress = {key[0]: claims[key].published + job.sent for key, job in jobs.items()}
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
@@ -171,50 +176,44 @@ class BatchPipeline:
 
     def _settle_primaries(
         self,
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
-        jobs: Mapping[str, PublishJob],
+        primaries: Mapping[ClaimKey, _Message],
+        claims: Mapping[ClaimKey, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
         report: BatchReport,
-    ) -> set[str]:
-        """Decide each primary message; return the submission ids acknowledged."""
-        acked: set[str] = set()
-        for submission_id, message in primaries.items():
-            status = claims[submission_id].status
+    ) -> dict[ClaimKey, ClaimStatus]:
+        """Decide each primary message; return the fate its exact copies in the batch follow."""
+        fates: dict[ClaimKey, ClaimStatus] = {}
+        for key, message in primaries.items():
+            status = claims[key].status
             if status is ClaimStatus.CLAIMED:
-                if jobs[submission_id].done and not report.ledger_failed:
+                if jobs[key].done and not report.ledger_failed:
                     report.submissions_completed += 1
-                    acked.add(submission_id)
+                    fates[key] = ClaimStatus.COMPLETED
                 else:
                     report.failed_message_ids.append(message.message_id)
+                    fates[key] = ClaimStatus.BUSY
             elif status is ClaimStatus.COMPLETED:
                 report.duplicates_suppressed += 1
-                acked.add(submission_id)
+                fates[key] = ClaimStatus.COMPLETED
             elif status is ClaimStatus.CONFLICT:
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
-                acked.add(submission_id)
+                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", key[0])
+                fates[key] = ClaimStatus.CONFLICT
             else:
                 report.busy += 1
                 report.failed_message_ids.append(message.message_id)
-        return acked
+                fates[key] = ClaimStatus.BUSY
+        return fates
 
     def _settle_followers(
-        self,
-        followers: Sequence[_Message],
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
-        acked: set[str],
-        report: BatchReport,
+        self, followers: Sequence[_Message], fates: Mapping[ClaimKey, ClaimStatus], report: BatchReport
     ) -> None:
-        """Copies of a submission inside the batch follow their first copy's fate."""
+        """Exact copies of a submission inside the batch follow their first copy's fate."""
         for message in followers:
-            submission_id = message.submission.submission_id
-            if (
-                message.submission.digest != primaries[submission_id].submission.digest
-                or claims[submission_id].status is ClaimStatus.CONFLICT
-            ):
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
-            elif submission_id in acked:
+            fate = fates[message.key]
+            if fate is ClaimStatus.COMPLETED:
                 report.duplicates_suppressed += 1
+            elif fate is ClaimStatus.CONFLICT:
+                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", message.key[0])
             else:
                 report.failed_message_ids.append(message.message_id)
 

@@ -12,7 +12,7 @@ import pytest
 from devkit.postgres import embedded_server, fresh_database, server_url_from_env
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations, available_migrations
-from telemetry_adapter.ledger.repository import ClaimRequest, ClaimStatus, Ledger
+from telemetry_adapter.ledger.repository import ClaimKey, ClaimRequest, ClaimStatus, Ledger
 
 
 def request(events: int = 3, content: str = "a", submission_id: str | None = None) -> ClaimRequest:
@@ -24,15 +24,15 @@ def request(events: int = 3, content: str = "a", submission_id: str | None = Non
 def test_new_submissions_are_claimed_from_zero(ledger: Ledger) -> None:
     batch = [request() for _ in range(5)]
     claims = ledger.claim(batch, owner="w1", lease_seconds=60)
-    assert {claims[r.submission_id].status for r in batch} == {ClaimStatus.CLAIMED}
-    assert {claims[r.submission_id].published for r in batch} == {0}
+    assert {claims[r.key].status for r in batch} == {ClaimStatus.CLAIMED}
+    assert {claims[r.key].published for r in batch} == {0}
 
 
 def test_completed_submission_is_a_duplicate(ledger: Ledger) -> None:
     item = request(events=3)
     ledger.claim([item], owner="w1", lease_seconds=60)
     assert ledger.record_outcome({item.submission_id: 3}, owner="w1", worker="p", batch_size=1) == 1
-    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.COMPLETED
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.key].status is ClaimStatus.COMPLETED
 
 
 def test_different_content_is_a_conflict(ledger: Ledger) -> None:
@@ -40,13 +40,13 @@ def test_different_content_is_a_conflict(ledger: Ledger) -> None:
     ledger.claim([first], owner="w1", lease_seconds=60)
     ledger.record_outcome({first.submission_id: 3}, owner="w1", worker="p", batch_size=1)
     other = request(content="tampered", submission_id=first.submission_id)
-    assert ledger.claim([other], owner="w2", lease_seconds=60)[other.submission_id].status is ClaimStatus.CONFLICT
+    assert ledger.claim([other], owner="w2", lease_seconds=60)[other.key].status is ClaimStatus.CONFLICT
 
 
 def test_live_lease_of_another_worker_is_busy(ledger: Ledger) -> None:
     item = request()
     ledger.claim([item], owner="w1", lease_seconds=60)
-    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.BUSY
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.key].status is ClaimStatus.BUSY
 
 
 def test_expired_lease_is_taken_over_at_the_published_prefix(ledger: Ledger, clean_database: str) -> None:
@@ -57,7 +57,7 @@ def test_expired_lease_is_taken_over_at_the_published_prefix(ledger: Ledger, cle
     connection = DatabaseSettings.from_url(clean_database).connect()
     connection.run("UPDATE submission_ledger SET lease_expires_at = now() - interval '1 second'")
     connection.close()
-    claim = ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id]
+    claim = ledger.claim([item], owner="w2", lease_seconds=60)[item.key]
     assert (claim.status, claim.published) == (ClaimStatus.CLAIMED, 2)
     # The old owner's late outcome no longer applies: the lease is not its own any more.
     assert ledger.record_outcome({item.submission_id: 5}, owner="w1", worker="p", batch_size=1) == 0
@@ -67,7 +67,7 @@ def test_claim_is_idempotent_for_its_owner(ledger: Ledger) -> None:
     """A claim re-sent after a lost answer must not lock its own sender out."""
     item = request()
     ledger.claim([item], owner="w1", lease_seconds=60)
-    assert ledger.claim([item], owner="w1", lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+    assert ledger.claim([item], owner="w1", lease_seconds=60)[item.key].status is ClaimStatus.CLAIMED
 
 
 def test_outcome_keeps_the_longest_prefix_and_completes(ledger: Ledger, clean_database: str) -> None:
@@ -89,7 +89,7 @@ def test_zero_event_submission_completes(ledger: Ledger) -> None:
     item = request(events=0)
     ledger.claim([item], owner="w1", lease_seconds=60)
     ledger.record_outcome({item.submission_id: 0}, owner="w1", worker="p", batch_size=1)
-    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.submission_id].status is ClaimStatus.COMPLETED
+    assert ledger.claim([item], owner="w2", lease_seconds=60)[item.key].status is ClaimStatus.COMPLETED
 
 
 def test_round_trips_do_not_grow_with_the_batch(ledger: Ledger) -> None:
@@ -128,7 +128,7 @@ def test_cleanup_deletes_only_old_rows_without_a_live_lease(ledger: Ledger, clea
 
 def test_two_workers_claiming_the_same_batch_at_once_split_it(clean_database: str) -> None:
     batch = [request() for _ in range(300)]
-    results: dict[str, dict[str, ClaimStatus]] = {}
+    results: dict[str, dict[ClaimKey, ClaimStatus]] = {}
     barrier = threading.Barrier(2)
 
     def work(owner: str) -> None:
@@ -143,7 +143,7 @@ def test_two_workers_claiming_the_same_batch_at_once_split_it(clean_database: st
     for thread in threads:
         thread.join(timeout=30)
     for item in batch:
-        statuses = sorted([results["a"][item.submission_id], results["b"][item.submission_id]])
+        statuses = sorted([results["a"][item.key], results["b"][item.key]])
         assert statuses == [ClaimStatus.BUSY, ClaimStatus.CLAIMED]
 
 
@@ -157,7 +157,7 @@ def test_ledger_reconnects_after_its_connection_was_killed(ledger: Ledger, clean
     admin.close()
     assert killed
     item = request()
-    assert ledger.claim([item], owner="w", lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+    assert ledger.claim([item], owner="w", lease_seconds=60)[item.key].status is ClaimStatus.CLAIMED
 
 
 def test_migrations_are_safe_twice_and_concurrently() -> None:
@@ -193,5 +193,16 @@ def test_migrations_are_safe_twice_and_concurrently() -> None:
 @pytest.mark.parametrize("bad", ["'; DROP TABLE submission_ledger; --", "w\\1", "\u00e9\u4e2d"])
 def test_owner_strings_are_parameters(ledger: Ledger, bad: str) -> None:
     item = request()
-    assert ledger.claim([item], owner=bad, lease_seconds=60)[item.submission_id].status is ClaimStatus.CLAIMED
+    assert ledger.claim([item], owner=bad, lease_seconds=60)[item.key].status is ClaimStatus.CLAIMED
     assert ledger.record_outcome({item.submission_id: 3}, owner=bad, worker=bad, batch_size=1) == 1
+
+
+def test_two_contents_of_one_id_are_decided_by_what_the_ledger_holds(ledger: Ledger) -> None:
+    original = request(events=4, content="original")
+    tampered = request(events=4, content="tampered", submission_id=original.submission_id)
+    # Neither is recorded yet: the first is claimed, the second waits (busy), never a conflict.
+    claims = ledger.claim([original, tampered], owner="w1", lease_seconds=0)
+    assert (claims[original.key].status, claims[tampered.key].status) == (ClaimStatus.CLAIMED, ClaimStatus.BUSY)
+    # Once the ledger holds the original (unfinished, lease expired), the order of the copies no longer matters.
+    claims = ledger.claim([tampered, original], owner="w2", lease_seconds=60)
+    assert (claims[original.key].status, claims[tampered.key].status) == (ClaimStatus.CLAIMED, ClaimStatus.CONFLICT)

@@ -29,6 +29,11 @@ class ClaimStatus(StrEnum):
     """Another live worker holds the lease: retry later (SQS redelivery)."""
 
 
+ClaimKey = tuple[str, bytes]
+"""``(submission_id, content digest)``. Copies of one id with different content are claimed as
+separate keys, so the ledger (never another copy in the same batch) decides which content is the one."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """A validated submission offered to the ledger."""
@@ -37,6 +42,11 @@ class ClaimRequest:
     device_id: str
     digest: bytes
     event_count: int
+
+    @property
+    def key(self) -> ClaimKey:
+        """The submission id and content digest: what the ledger answers for."""
+        return (self.submission_id, self.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,7 @@ inserted AS (
            :owner, now() + make_interval(secs => :lease_seconds)
     FROM input
     ON CONFLICT (submission_id) DO NOTHING
-    RETURNING l.submission_id
+    RETURNING l.submission_id, l.content_digest
 ),
 taken AS (
     UPDATE submission_ledger AS l
@@ -71,9 +81,9 @@ taken AS (
       AND l.content_digest = i.content_digest
       AND l.completed_at IS NULL
       AND (l.lease_owner IS NULL OR l.lease_expires_at <= now() OR l.lease_owner = :owner)
-    RETURNING l.submission_id, l.published_count
+    RETURNING l.submission_id, l.content_digest, l.published_count
 )
-SELECT i.submission_id::text,
+SELECT i.submission_id::text, i.content_digest,
        CASE
            WHEN ins.submission_id IS NOT NULL OR t.submission_id IS NOT NULL THEN 'claimed'
            WHEN e.submission_id IS NULL THEN 'busy'
@@ -83,12 +93,14 @@ SELECT i.submission_id::text,
        END,
        COALESCE(t.published_count, 0)
 FROM input AS i
-LEFT JOIN inserted AS ins USING (submission_id)
-LEFT JOIN taken AS t USING (submission_id)
+LEFT JOIN inserted AS ins USING (submission_id, content_digest)
+LEFT JOIN taken AS t USING (submission_id, content_digest)
 LEFT JOIN submission_ledger AS e ON e.submission_id = i.submission_id
 """
-# Rows another worker inserted after this statement's snapshot are invisible to it ("e" is NULL): the
-# INSERT waited for that worker and skipped them, so they are reported busy and retried later.
+# Rows inserted after this statement's snapshot are invisible to it ("e" is NULL): those another
+# worker inserted (the INSERT waited for that worker and skipped them) and, for a second content of
+# one id in the same batch, the row this very statement inserted for the first content. Both are
+# reported busy and retried later, when the ledger can tell which content it holds.
 
 _OUTCOME_SQL = """
 WITH progress AS (
@@ -141,8 +153,14 @@ class Ledger:
         self.statements = 0
         """Statements sent since creation (round trips; tests and benchmarks read it)."""
 
-    def claim(self, requests: Sequence[ClaimRequest], *, owner: str, lease_seconds: float) -> dict[str, Claim]:
-        """Claim a batch of distinct submissions in one statement; return the answer for each id."""
+    def claim(self, requests: Sequence[ClaimRequest], *, owner: str, lease_seconds: float) -> dict[ClaimKey, Claim]:
+        """Claim a batch of submissions in one statement; return the answer for each (id, digest).
+
+        Two contents of one id are two keys: the content the ledger already holds is claimed (or found
+        completed), the other is a conflict; when the ledger holds neither, one is claimed and the
+        other is busy, so no copy is ever decided against another copy of the same batch.
+        """
+        requests = list({request.key: request for request in requests}.values())
         if not requests:
             return {}
         rows = self._run(
@@ -155,7 +173,7 @@ class Ledger:
             owner=owner,
             lease_seconds=float(lease_seconds),
         )
-        return {row[0]: Claim(ClaimStatus(row[1]), row[2]) for row in rows}
+        return {(row[0], bytes(row[1])): Claim(ClaimStatus(row[2]), row[3]) for row in rows}
 
     def record_outcome(self, published: Mapping[str, int], *, owner: str, worker: str, batch_size: int) -> int:
         """Record each claimed submission's published prefix and release its lease, in one statement.
