@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 import uuid
 
 import pytest
@@ -206,3 +207,51 @@ def test_two_contents_of_one_id_are_decided_by_what_the_ledger_holds(ledger: Led
     # Once the ledger holds the original (unfinished, lease expired), the order of the copies no longer matters.
     claims = ledger.claim([tampered, original], owner="w2", lease_seconds=60)
     assert (claims[original.key].status, claims[tampered.key].status) == (ClaimStatus.CLAIMED, ClaimStatus.CONFLICT)
+
+
+def _deadlocks(url: str) -> int:
+    """Deadlocks PostgreSQL detected in the database, once the sessions that took part have ended."""
+    admin = DatabaseSettings.from_url(url).connect()
+    try:
+        for _ in range(100):  # a backend flushes its statistics as it exits: wait (bounded) for that
+            others = admin.run(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )[0][0]
+            if others == 0:
+                break
+            time.sleep(0.05)
+        admin.run("SELECT pg_stat_clear_snapshot()")
+        return int(admin.run("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")[0][0])
+    finally:
+        admin.close()
+
+
+def test_two_workers_claiming_the_same_new_ids_in_reversed_order_never_deadlock(clean_database: str) -> None:
+    before = _deadlocks(clean_database)
+    errors: list[BaseException] = []
+    for _ in range(4):
+        batch = [request() for _ in range(5_000)]
+        orders = {"a": batch, "b": batch[::-1]}
+        barrier = threading.Barrier(2)
+
+        def work(
+            owner: str, orders: dict[str, list[ClaimRequest]] = orders, barrier: threading.Barrier = barrier
+        ) -> None:
+            provider = ConnectionProvider(DatabaseSettings.from_url(clean_database).connect)
+            ledger = Ledger(provider)
+            try:
+                ledger.ping()
+                barrier.wait()
+                ledger.claim(orders[owner], owner=owner, lease_seconds=60)
+            except Exception as error:  # collected: the assertion below names it
+                errors.append(error)
+            finally:
+                provider.discard()
+
+        threads = [threading.Thread(target=work, args=(owner,)) for owner in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+    assert _deadlocks(clean_database) == before

@@ -160,7 +160,9 @@ class Ledger:
         completed), the other is a conflict; when the ledger holds neither, one is claimed and the
         other is busy, so no copy is ever decided against another copy of the same batch.
         """
-        requests = list({request.key: request for request in requests}.values())
+        # One canonical order for every batch: two workers claiming the same new ids take their row
+        # locks in the same order, so they queue behind each other instead of deadlocking.
+        requests = sorted({request.key: request for request in requests}.values(), key=lambda r: r.key)
         if not requests:
             return {}
         rows = self._run(
@@ -181,11 +183,12 @@ class Ledger:
         Also writes this worker's heartbeat. Returns the number of ledger rows updated; a row whose
         lease another worker took over meanwhile is left alone.
         """
+        ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
             "outcome",
             _OUTCOME_SQL,
-            ids=list(published),
-            published=list(published.values()),
+            ids=[submission_id for submission_id, _ in ordered],
+            published=[count for _, count in ordered],
             owner=owner,
             worker=worker,
             batch_size=batch_size,
