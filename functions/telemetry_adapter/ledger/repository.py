@@ -161,8 +161,9 @@ class Ledger:
         other is busy, so no copy is ever decided against another copy of the same batch.
         """
         # One canonical order for every batch: two workers claiming the same new ids take their row
-        # locks in the same order, so they queue behind each other instead of deadlocking.
-        requests = sorted({request.key: request for request in requests}.values(), key=lambda r: r.key)
+        # locks in the same order, so they queue behind each other instead of deadlocking. The sort
+        # is stable: of two new contents of one id, the batch's first is inserted (and claimed).
+        requests = sorted({request.key: request for request in requests}.values(), key=lambda r: r.submission_id)
         if not requests:
             return {}
         rows = self._run(
