@@ -48,6 +48,8 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    decoder_errors: int = 0
+    """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
 
     @property
@@ -121,6 +123,16 @@ class BatchPipeline:
             return _Message(message_id, parse_submission(record.get("body"), self.settings.limits))
         except Rejected as rejection:
             _reject(report, message_id, rejection.reason, rejection.detail)
+            return None
+        except Exception as error:
+            # Decoding is meant to be total (every bad body is a Rejected); anything else is a bug
+            # met by this one message. It fails alone, so SQS keeps it and, after its retries, the
+            # dead-letter queue holds the body for a fix; its neighbours go on.
+            report.decoder_errors += 1
+            report.failed_message_ids.append(message_id)
+            logger.exception(
+                "message could not be decoded", extra={"message_id": message_id, "error": type(error).__name__}
+            )
             return None
 
     def _publish(

@@ -38,6 +38,7 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "SubmissionsGaveUp": publish.gave_up,
         "DeadlineStops": int(publish.stopped_by_deadline),
         "LedgerFailures": int(report.ledger_failed),
+        "DecoderErrors": report.decoder_errors,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)

@@ -213,7 +213,14 @@ def _ip(event: dict[str, Any], name: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _canonical_ip(text: str) -> str | None:
-    """Canonical text of an IP literal, or None. Cached: a fleet talks to few addresses."""
+    """Canonical text of an IP literal, or None. Cached: a fleet talks to few addresses.
+
+    A scoped IPv6 literal (``fe80::1%eth0``) is refused: the scope names an interface of the sensor,
+    meaningless to consumers, and arbitrary text after ``%`` could carry anything (even a lone
+    surrogate that no encoder accepts).
+    """
+    if "%" in text:
+        return None
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:

@@ -3,11 +3,15 @@ boto3 to moto, faults injected at the Kinesis client boundary."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
+
+import pytest
 
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
@@ -429,3 +433,40 @@ def test_outcome_is_retried_through_a_short_database_outage(clean_database: str,
     assert next(refusals, "drained") == "drained"
     assert all(row[1] is None for row in _ledger_rows(clean_database))
     assert_exactly_once_in_order(kinesis, docs)
+
+
+# 7. A poison value affects its own message only -------------------------------------------------------
+
+
+def test_a_poison_ip_is_rejected_and_its_neighbours_are_published(pipeline: BatchPipeline, kinesis: Any) -> None:
+    valid = documents(3)
+    # A lone surrogate in an IPv6 scope id: raw JSON text, which json.dumps would not write.
+    document = json.dumps({**valid[0], "submission_id": str(uuid.uuid4()), "events": {"network_connection": ["X"]}})
+    poison = document.replace('"X"', '{"source_ip": "fe80::1%\\ud800", "destination_ip": "::1", "destination_port": 1}')
+    event = sqs_event([fleet.encode(valid[0]), poison, fleet.encode(valid[1]), fleet.encode(valid[2])])
+    report = pipeline.process(event["Records"], _deadline())
+    assert (report.failed_message_ids, dict(report.rejected)) == ([], {"invalid_ip": 1})
+    assert_exactly_once_in_order(kinesis, valid)
+
+
+class UnreadableBody(dict[str, Any]):
+    """An SQS record whose body cannot be read: stands in for any failure of decoding no test foresaw."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "body":
+            raise RuntimeError("injected: the body cannot be read")
+        return super().get(key, default)
+
+
+def test_an_unexpected_decoder_error_fails_its_own_message_only(
+    pipeline: BatchPipeline, kinesis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    valid = documents(2)
+    event = sqs_event([fleet.encode(valid[0]), fleet.encode(valid[1])])
+    broken = UnreadableBody(sqs_record(fleet.encode(documents(3)[2])))
+    report = pipeline.process([event["Records"][0], broken, event["Records"][1]], _deadline())
+    assert report.failed_message_ids == [broken["messageId"]]
+    assert report.decoder_errors == 1
+    assert_exactly_once_in_order(kinesis, valid)
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "message_id", None)]
+    assert [(r.message_id, r.error) for r in errors] == [(broken["messageId"], "RuntimeError")]  # type: ignore[attr-defined]

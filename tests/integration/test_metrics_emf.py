@@ -50,6 +50,7 @@ COUNTS = (
     "SubmissionsGaveUp",
     "DeadlineStops",
     "LedgerFailures",
+    "DecoderErrors",
 )
 LATENCIES = ("BatchLatency", "PutRecordsLatency", "LedgerStatementLatency_claim", "LedgerStatementLatency_outcome")
 
@@ -183,6 +184,7 @@ def test_a_batch_emits_every_metric_with_its_value(
     assert calls >= 10  # the longest submission has 10 events, one per call
     assert len(emitted.values["PutRecordsLatency"]) == calls
     assert emitted.total("LedgerFailures") == 0
+    assert emitted.total("DecoderErrors") == 0
     assert (
         len(emitted.values["LedgerStatementLatency_claim"])
         == len(emitted.values["LedgerStatementLatency_outcome"])
