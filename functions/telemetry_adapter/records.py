@@ -4,6 +4,13 @@ The record layout is the consumers' contract (``schemas/event-record.schema.json
 are all values this module controls (UUIDs, an event type name, an integer, UTC timestamps), so the
 record is assembled around the details JSON that validation already serialised, instead of serialising
 every event a second time; a test parses real output against the schema to keep this honest.
+
+Every record carries ``schema_version``: the version of that layout, an integer. The layout evolves
+additively (a new field, a new event type, a new detail) without changing it, so consumers must
+ignore fields they do not know; a change that would break a consumer written for version ``N``
+(a field removed, renamed or retyped, a meaning changed) ships as version ``N + 1``. The name says
+what is versioned (the record's schema, not the adapter's release), and a consumer can branch on it
+before reading anything else.
 """
 
 from __future__ import annotations
@@ -14,10 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from telemetry_adapter.canonical import utc_timestamp_text
 from telemetry_adapter.submission import Submission
 
 if TYPE_CHECKING:
     from hashlib import _Hash
+
+
+SCHEMA_VERSION = 1
+"""Version of the record layout (``schema_version`` in every record); see the module docstring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,8 @@ def _uuid5_text(namespace_hash: _Hash, sequence: int) -> str:
 
 def processing_timestamp(now: datetime | None = None) -> str:
     """Backend time in UTC with microseconds and a ``Z`` suffix."""
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    return utc_timestamp_text(moment)
 
 
 def build_records(submission: Submission, start: int, timestamp: str) -> list[EventRecord]:
@@ -74,7 +87,8 @@ def build_records(submission: Submission, start: int, timestamp: str) -> list[Ev
     for sequence in range(start, len(submission.events)):
         event_type, details = submission.events[sequence]
         data = (
-            f'{{"id":"{_uuid5_text(namespace, sequence)}","event_type":"{event_type}",{head}'
+            f'{{"schema_version":{SCHEMA_VERSION},"id":"{_uuid5_text(namespace, sequence)}",'
+            f'"event_type":"{event_type}",{head}'
             f'"sequence":{sequence},"event_details":{details}}}'
         )
         records.append(EventRecord(data.encode(), submission.device_id))

@@ -21,6 +21,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring as _json_string
 from typing import Any
 
+from telemetry_adapter.canonical import ip_text, timestamp_text
 from telemetry_adapter.config import Limits
 from telemetry_adapter.rejections import Reason, Rejected
 
@@ -186,7 +187,7 @@ def _timestamp(document: dict[str, Any]) -> str:
     if not isinstance(value, str) or len(value) > _MAX_TIMESTAMP_CHARS or not ("T" in value or " " in value):
         raise Rejected(Reason.INVALID_TIMESTAMP, "time_created")
     try:
-        return datetime.fromisoformat(value).isoformat()
+        return timestamp_text(datetime.fromisoformat(value))
     except ValueError:
         raise Rejected(Reason.INVALID_TIMESTAMP, "time_created") from None
 
@@ -222,7 +223,7 @@ def _canonical_ip(text: str) -> str | None:
     if "%" in text:
         return None
     try:
-        return str(ipaddress.ip_address(text))
+        return ip_text(ipaddress.ip_address(text))
     except ValueError:
         return None
 

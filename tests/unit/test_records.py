@@ -92,3 +92,16 @@ def test_non_ascii_details_round_trip_as_utf8() -> None:
     document["events"]["new_process"][0] = {"cmdl": 'C:\\Prog "x"\t\u00e9\U0001f600', "user": "M\u00e1ria"}
     record = build_records(parse_submission(fleet.encode(document), Limits()), 0, processing_timestamp())[0]
     assert json.loads(record.data.decode("utf-8"))["event_details"] == document["events"]["new_process"][0]
+
+
+def test_schema_allows_additive_evolution_within_a_version() -> None:
+    check = validator("event-record.schema.json")
+    submission = parse_submission(fleet.encode(fleet.submission(random.Random(4), fleet.device_ids(1)[0])), Limits())
+    record = json.loads(build_records(submission, 0, processing_timestamp())[0].data)
+    assert record["schema_version"] == 1
+    later = {**record, "a_field_added_later": {"any": "thing"}}
+    later["event_details"] = {**record["event_details"], "a_detail_added_later": 7}
+    assert list(check.iter_errors(later)) == []
+    assert list(check.iter_errors({**record, "event_type": "an_event_type_added_later", "event_details": {}})) == []
+    assert list(check.iter_errors({**record, "schema_version": 2}))  # a breaking change is another version
+    assert list(check.iter_errors({key: value for key, value in record.items() if key != "schema_version"}))
