@@ -98,7 +98,7 @@ def _shared_ledger(settings: HealthSettings, env: Mapping[str, str] | None) -> p
         logger.error("ledger not configured", extra={"error": str(error)})
         return None
     database = dataclasses.replace(database, timeout_seconds=settings.check_timeout_seconds)
-    ledger = Ledger(ConnectionProvider(database.connect))
+    ledger = Ledger(ConnectionProvider(database.connect), statement_timeout_seconds=settings.check_timeout_seconds)
     return probes.SharedLedger(ledger, settings.check_timeout_seconds)
 
 

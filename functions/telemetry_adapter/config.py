@@ -10,6 +10,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from telemetry_adapter.time_budget import (
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+    MIN_STATEMENT_TIMEOUT_MS,
+    margin_problem,
+    minimum_margin_ms,
+)
+
 MIB = 1024 * 1024
 KIB = 1024
 
@@ -38,8 +45,10 @@ class Limits:
 class PublishSettings:
     """How the Kinesis publisher retries and how much of the invocation it may use."""
 
-    safety_margin_ms: int = 10_000
-    """Stop starting Kinesis calls when less than this remains (``TIME_BUDGET_MARGIN_MS``)."""
+    safety_margin_ms: int = minimum_margin_ms(DEFAULT_STATEMENT_TIMEOUT_MS)
+    """Stop starting Kinesis calls when less than this remains (``TIME_BUDGET_MARGIN_MS``). At start-up
+    it must hold the longest Kinesis call, one ledger statement and the response
+    (:func:`~telemetry_adapter.time_budget.minimum_margin_ms`); the default is exactly that."""
     default_budget_ms: int = 60_000
     """Budget when no Lambda context gives one, e.g. a local poller (``DEFAULT_BUDGET_MS``)."""
     max_concurrency: int = 4
@@ -64,12 +73,25 @@ class Settings:
     publish: PublishSettings = field(default_factory=PublishSettings)
     retention_days: int = 14
     """Ledger rows older than this are deleted by the clean-up (``LEDGER_RETENTION_DAYS``). It must
-    cover the queue's message retention (4 days by default, 14 at most) so a late redelivery is still
-    recognised as a duplicate."""
+    cover a message's whole life: the queue's retention, then the dead-letter queue's (counted from
+    the original send) and a redrive's fresh queue retention, so a late copy is still recognised as a
+    duplicate. The CDK app checks this at synth time."""
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    """Longest wait for one ledger statement, connecting included (``LEDGER_STATEMENT_TIMEOUT_MS``);
+    shorter when the invocation has less time left."""
+    max_idle_seconds: int = 300
+    """A ledger connection idle longer than this is replaced before use (``LEDGER_MAX_IDLE_SECONDS``):
+    Lambda's VPC network drops idle TCP flows after 350 seconds without telling either end, and RDS
+    Proxy closes idle clients after its own timeout, so a connection kept across a long freeze would
+    otherwise cost a whole statement timeout to find dead."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the processor settings; raise ConfigurationError naming the variable."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, check_time_budget: bool = True) -> Settings:
+        """Read and validate the processor settings; raise ConfigurationError naming the variable.
+
+        ``check_time_budget`` applies the safety-margin rule; only tools that run deliberately short
+        invocations (the local runner, the chaos run) turn it off.
+        """
         source = os.environ if env is None else env
         limits = Limits(
             max_body_bytes=_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
@@ -87,12 +109,21 @@ class Settings:
             backoff_cap_ms=_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
             lease_grace_seconds=_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
         )
-        return cls(
+        settings = cls(
             stream_name=_required(source, "STREAM_NAME"),
             limits=limits,
             publish=publish,
             retention_days=_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
+            statement_timeout_ms=_int(
+                source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS, 60_000
+            ),
+            max_idle_seconds=_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
         )
+        if check_time_budget:
+            problem = margin_problem(publish.safety_margin_ms, settings.statement_timeout_ms)
+            if problem is not None:
+                raise ConfigurationError(f"TIME_BUDGET_MARGIN_MS is too small: {problem}")
+        return settings
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

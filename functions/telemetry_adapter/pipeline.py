@@ -15,24 +15,32 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.repository import Claim, ClaimKey, ClaimRequest, ClaimStatus, Ledger
+from telemetry_adapter.ledger.repository import (
+    Budget,
+    BudgetExhausted,
+    Claim,
+    ClaimKey,
+    ClaimRequest,
+    ClaimStatus,
+    Ledger,
+)
 from telemetry_adapter.observability import logger
 from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
 from telemetry_adapter.submission import Submission, parse_submission
+from telemetry_adapter.time_budget import RECONNECT_FLOOR_MS, response_slack_seconds
 
-# Retrying the outcome statement: first pause, longest pause, and the time always kept in hand after a
-# retry's pause (a statement on a fresh connection must still fit before the invocation ends).
+# Retrying the outcome statement: first pause and longest pause. A retry happens only while a pause, a
+# reconnect and the statement still fit the invocation's budget.
 _OUTCOME_RETRY_FIRST_DELAY = 0.1
 _OUTCOME_RETRY_MAX_DELAY = 1.0
-_OUTCOME_RETRY_RESERVE = 3.0
 
 
 @dataclass
@@ -48,9 +56,16 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    claim_skipped: bool = False
+    """The invocation had no time left to claim the batch (a deadline stop, not a ledger failure)."""
     decoder_errors: int = 0
     """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
+
+    @property
+    def stopped_by_deadline(self) -> bool:
+        """Whether the time budget stopped the batch before it was done (claim or publishing)."""
+        return self.claim_skipped or self.publish.stopped_by_deadline
 
     @property
     def acknowledged(self) -> int:
@@ -71,12 +86,25 @@ class _Message:
 class BatchPipeline:
     """Processes SQS batches against one ledger and one publisher."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        publisher: OrderedPublisher,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.publisher = publisher
+        self._sleep = sleep
         self.worker_id = f"worker-{uuid.uuid4()}"
         """Identifies this process in the heartbeat table."""
+
+    def _statement_budget(self, deadline: Deadline) -> Budget:
+        """What a ledger statement may take: the time left, less the slack kept for the response."""
+        slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
+        return lambda: deadline.remaining() - slack
 
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
         """Process one batch of SQS records within the deadline; never raises for a bad message."""
@@ -97,14 +125,22 @@ class BatchPipeline:
             return report
 
         owner = f"invocation-{uuid.uuid4()}"
+        budget = self._statement_budget(deadline)
         try:
             if not deadline.may_start_work():
-                raise TimeoutError("no time left to claim the batch")
+                raise BudgetExhausted("less than the safety margin left: the batch is not claimed")
             claims = self.ledger.claim(
                 [_claim_request(message.submission) for message in primaries.values()],
                 owner=owner,
                 lease_seconds=deadline.remaining() + self.settings.publish.lease_grace_seconds,
+                budget=budget,
             )
+        except BudgetExhausted:
+            # Not a ledger failure: the invocation ran out of time before the claim could be sent.
+            logger.warning("no time left to claim the batch; its valid messages will be redelivered")
+            report.claim_skipped = True
+            report.failed_message_ids.extend(message.message_id for message in [*primaries.values(), *followers])
+            return report
         except Exception:
             logger.exception("ledger claim failed; the batch's valid messages will be redelivered")
             report.ledger_failed = True
@@ -168,16 +204,22 @@ class BatchPipeline:
         saves the whole batch from redelivery (and its finished submissions from being re-sent).
         """
         progress = {key[0]: claims[key].published + job.sent for key, job in jobs.items()}
+        budget = self._statement_budget(deadline)
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
-                self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
+                self.ledger.record_outcome(
+                    progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
+                )
                 return
+            except BudgetExhausted:
+                break
             except Exception:
-                if deadline.remaining() < delay + _OUTCOME_RETRY_RESERVE:
+                # Retry only if, after the pause, a reconnect and the statement still fit the budget.
+                if budget() < delay + RECONNECT_FLOOR_MS / 1000:
                     break
                 logger.warning("ledger outcome failed; retrying", extra={"retry_in_s": delay}, exc_info=True)
-                time.sleep(delay)
+                self._sleep(delay)
                 delay = min(delay * 2, _OUTCOME_RETRY_MAX_DELAY)
         # No submission claimed here is acknowledged, finished ones included: acknowledged, their rows
         # would stay unfinished for good (no redelivery would ever complete them, and a later duplicate

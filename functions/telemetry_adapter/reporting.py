@@ -36,7 +36,7 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "KinesisRecordsRetried": publish.records_failed,
         "KinesisRecordsThrottled": publish.records_throttled,
         "SubmissionsGaveUp": publish.gave_up,
-        "DeadlineStops": int(publish.stopped_by_deadline),
+        "DeadlineStops": int(report.stopped_by_deadline),
         "LedgerFailures": int(report.ledger_failed),
         "DecoderErrors": report.decoder_errors,
     }
@@ -70,7 +70,7 @@ def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
             "events_published": report.events_published,
             "putrecords_calls": report.publish.calls,
             "records_retried": report.publish.records_failed,
-            "stopped_by_deadline": report.publish.stopped_by_deadline,
+            "stopped_by_deadline": report.stopped_by_deadline,
             "ledger_failed": report.ledger_failed,
             "batch_ms": round(batch_seconds * 1000, 1),
         },

@@ -418,10 +418,10 @@ def test_outcome_is_retried_through_a_short_database_outage(clean_database: str,
     """The database restarts mid-batch and refuses two connections: the outcome still lands."""
     refusals = iter([False, True, True])  # first connect works (the claim), then two are refused
 
-    def connect() -> Any:
+    def connect(timeout_seconds: float | None = None) -> Any:
         if next(refusals, False):
             raise ConnectionRefusedError("injected: the database is restarting")
-        return DatabaseSettings.from_url(clean_database).connect()
+        return DatabaseSettings.from_url(clean_database).connect(timeout_seconds)
 
     settings = Settings(stream_name=STREAM, publish=FAST_RETRIES)
     ledger = Ledger(ConnectionProvider(connect))

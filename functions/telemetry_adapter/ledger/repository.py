@@ -3,6 +3,10 @@ submission of the batch (arrays through ``unnest``), one records the outcome.
 
 Both statements are idempotent for their owner, so :meth:`Ledger._run` may safely re-send one on a
 fresh connection when the old connection died, even if the first attempt had committed.
+
+Every statement waits at most the statement timeout, and less when its caller's budget (the time the
+invocation can still give it) is shorter: reconnecting and sending share that allowance, and a
+statement or a reconnect the budget cannot hold is not attempted at all (:class:`BudgetExhausted`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
-from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure
+from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, set_statement_timeout
+from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, RECONNECT_FLOOR_MS, STATEMENT_FLOOR_MS
+
+Budget: TypeAlias = Callable[[], float]
+"""Seconds a statement may still take, reconnecting included (asked again before every attempt)."""
+
+
+class BudgetExhausted(TimeoutError):
+    """Too little time was left to send a statement (or to reconnect for it), so it was not sent."""
 
 
 class ClaimStatus(StrEnum):
@@ -29,7 +41,7 @@ class ClaimStatus(StrEnum):
     """Another live worker holds the lease: retry later (SQS redelivery)."""
 
 
-ClaimKey = tuple[str, bytes]
+ClaimKey: TypeAlias = tuple[str, bytes]
 """``(submission_id, content digest)``. Copies of one id with different content are claimed as
 separate keys, so the ledger (never another copy in the same batch) decides which content is the one."""
 
@@ -147,13 +159,22 @@ class Ledger:
         connections: ConnectionProvider,
         *,
         on_statement: Callable[[str, float], None] | None = None,
+        statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_MS / 1000,
     ) -> None:
         self._connections = connections
         self._on_statement = on_statement
+        self._statement_timeout = statement_timeout_seconds
         self.statements = 0
         """Statements sent since creation (round trips; tests and benchmarks read it)."""
 
-    def claim(self, requests: Sequence[ClaimRequest], *, owner: str, lease_seconds: float) -> dict[ClaimKey, Claim]:
+    def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        *,
+        owner: str,
+        lease_seconds: float,
+        budget: Budget | None = None,
+    ) -> dict[ClaimKey, Claim]:
         """Claim a batch of submissions in one statement; return the answer for each (id, digest).
 
         Two contents of one id are two keys: the content the ledger already holds is claimed (or found
@@ -175,10 +196,19 @@ class Ledger:
             counts=[request.event_count for request in requests],
             owner=owner,
             lease_seconds=float(lease_seconds),
+            budget=budget,
         )
         return {(row[0], bytes(row[1])): Claim(ClaimStatus(row[2]), row[3]) for row in rows}
 
-    def record_outcome(self, published: Mapping[str, int], *, owner: str, worker: str, batch_size: int) -> int:
+    def record_outcome(
+        self,
+        published: Mapping[str, int],
+        *,
+        owner: str,
+        worker: str,
+        batch_size: int,
+        budget: Budget | None = None,
+    ) -> int:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
         Also writes this worker's heartbeat. Returns the number of ledger rows updated; a row whose
@@ -193,6 +223,7 @@ class Ledger:
             owner=owner,
             worker=worker,
             batch_size=batch_size,
+            budget=budget,
         )
         return int(rows[0][0])
 
@@ -214,18 +245,40 @@ class Ledger:
         value = rows[0][0]
         return None if value is None else float(value)
 
-    def _run(self, name: str, sql: str, **params: Any) -> list[list[Any]]:
-        """Run one statement; on a dead connection, reconnect once and re-send it (it is idempotent)."""
+    def statement_allowance(self, budget: Budget | None, *, connecting: bool) -> float:
+        """Seconds the next statement may take, connecting first when ``connecting``: the statement
+        timeout, or the budget when that is shorter. Raises BudgetExhausted when that is too little
+        to be worth trying (less than the floor for a statement, or for a reconnect and a statement)."""
+        allowance = self._statement_timeout if budget is None else min(self._statement_timeout, budget())
+        floor = (RECONNECT_FLOOR_MS if connecting else STATEMENT_FLOOR_MS) / 1000
+        if allowance < floor:
+            action = "reconnect for" if connecting else "send"
+            raise BudgetExhausted(f"{allowance:.3f} s left: too little to {action} a ledger statement")
+        return allowance
+
+    def _run(
+        self, name: str, sql: str, *, budget: Budget | None = None, resend: bool = True, **params: Any
+    ) -> list[list[Any]]:
+        """Run one statement within its allowance; on a dead connection, reconnect once and re-send it
+        (the statements are idempotent) when ``resend`` and the budget can hold a reconnect.
+
+        Only a connection failure costs the connection: after any other error (a constraint, a
+        deadlock) the session is back at ready-for-query and stays in use.
+        """
         for attempt in (1, 2):
+            allowance = self.statement_allowance(budget, connecting=not self._connections.ready)
+            ends_at = time.monotonic() + allowance
             started = time.perf_counter()
             try:
+                connection = self._connections.get(timeout_seconds=allowance)
+                set_statement_timeout(connection, ends_at - time.monotonic())
                 self.statements += 1
-                rows = self._connections.get().run(sql, **params)
+                rows = connection.run(sql, **params)
             except Exception as error:
-                # Drop the connection after any error: a failover or proxy error is often followed
-                # by a dead socket, and a fresh connection is cheap next to a wrong answer.
+                if not is_connection_failure(error):
+                    raise
                 self._connections.discard()
-                if attempt == 2 or not is_connection_failure(error):
+                if attempt == 2 or not resend:
                     raise
                 continue
             if self._on_statement is not None:
