@@ -8,8 +8,10 @@ import threading
 import time
 import uuid
 
+import pg8000.native
 import pytest
 
+from devkit.lambda_shapes import VirtualClock
 from devkit.postgres import embedded_server, fresh_database, server_url_from_env
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations, available_migrations
@@ -255,3 +257,33 @@ def test_two_workers_claiming_the_same_new_ids_in_reversed_order_never_deadlock(
             thread.join(timeout=60)
     assert errors == []
     assert _deadlocks(clean_database) == before
+
+
+def test_an_error_that_is_not_a_connection_failure_keeps_the_connection(clean_database: str) -> None:
+    provider = ConnectionProvider(DatabaseSettings.from_url(clean_database).connect)
+    ledger = Ledger(provider)
+    item = request(events=2)
+    ledger.claim([item], owner="w", lease_seconds=60)
+    connection = provider.get()
+    with pytest.raises(pg8000.native.DatabaseError, match="23514"):  # a prefix longer than the submission
+        ledger.record_outcome({item.submission_id: 5}, owner="w", worker="p", batch_size=1)
+    ledger.ping()
+    assert provider.get() is connection
+
+
+def test_a_connection_idle_longer_than_the_limit_is_replaced_before_use(clean_database: str) -> None:
+    """After a long freeze, the network may have dropped the connection without telling either end:
+    finding out by sending on it would cost a whole statement timeout."""
+    clock = VirtualClock()
+    provider = ConnectionProvider(
+        DatabaseSettings.from_url(clean_database).connect, max_idle_seconds=300, clock=clock.now
+    )
+    ledger = Ledger(provider)
+    ledger.ping()
+    first = provider.get()
+    clock.advance(299)
+    ledger.ping()
+    assert provider.get() is first
+    clock.advance(301)
+    ledger.ping()
+    assert provider.get() is not first
