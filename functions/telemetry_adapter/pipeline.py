@@ -56,6 +56,8 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    leases_lost: int = 0
+    """Claimed submissions whose lease another worker took over before the outcome (not acknowledged)."""
     claim_skipped: bool = False
     """The invocation had no time left to claim the batch (a deadline stop, not a ledger failure)."""
     decoder_errors: int = 0
@@ -148,8 +150,8 @@ class BatchPipeline:
             return report
 
         jobs = self._publish(primaries, claims, deadline, report)
-        self._record_outcome(jobs, claims, owner, report, deadline)
-        fates = self._settle_primaries(primaries, claims, jobs, report)
+        recorded = self._record_outcome(jobs, claims, owner, report, deadline)
+        fates = self._settle_primaries(primaries, claims, jobs, recorded, report)
         self._settle_followers(followers, fates, report)
         return report
 
@@ -197,8 +199,9 @@ class BatchPipeline:
         owner: str,
         report: BatchReport,
         deadline: Deadline,
-    ) -> None:
-        """Record the batch's progress, retrying with backoff while the invocation has time for it.
+    ) -> set[str]:
+        """Record the batch's progress, retrying with backoff while the invocation has time for it;
+        return the submission ids whose rows this owner wrote (none when the ledger failed).
 
         A failover or restart of the database usually lasts seconds; retrying inside the safety margin
         saves the whole batch from redelivery (and its finished submissions from being re-sent).
@@ -208,10 +211,9 @@ class BatchPipeline:
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
-                self.ledger.record_outcome(
+                return self.ledger.record_outcome(
                     progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
                 )
-                return
             except BudgetExhausted:
                 break
             except Exception:
@@ -227,20 +229,29 @@ class BatchPipeline:
         # lease expires, and the re-sent records carry the same ids.
         logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
         report.ledger_failed = True
+        return set()
 
     def _settle_primaries(
         self,
         primaries: Mapping[ClaimKey, _Message],
         claims: Mapping[ClaimKey, Claim],
         jobs: Mapping[ClaimKey, PublishJob],
+        recorded: set[str],
         report: BatchReport,
     ) -> dict[ClaimKey, ClaimStatus]:
-        """Decide each primary message; return the fate its exact copies in the batch follow."""
+        """Decide each primary message; return the fate its exact copies in the batch follow.
+
+        A claimed submission is acknowledged only if its outcome row was written by this invocation:
+        when another worker took the lease over meanwhile (this one paused past its lease), the
+        submission is that worker's to finish, so here it is reported as a failure.
+        """
         fates: dict[ClaimKey, ClaimStatus] = {}
         for key, message in primaries.items():
             status = claims[key].status
             if status is ClaimStatus.CLAIMED:
-                if jobs[key].done and not report.ledger_failed:
+                if key[0] not in recorded and not report.ledger_failed:
+                    report.leases_lost += 1
+                if jobs[key].done and key[0] in recorded:
                     report.submissions_completed += 1
                     fates[key] = ClaimStatus.COMPLETED
                 else:

@@ -39,6 +39,7 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "DeadlineStops": int(report.stopped_by_deadline),
         "LedgerFailures": int(report.ledger_failed),
         "DecoderErrors": report.decoder_errors,
+        "LeasesLost": report.leases_lost,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)

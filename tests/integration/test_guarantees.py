@@ -470,3 +470,41 @@ def test_an_unexpected_decoder_error_fails_its_own_message_only(
     assert_exactly_once_in_order(kinesis, valid)
     errors = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "message_id", None)]
     assert [(r.message_id, r.error) for r in errors] == [(broken["messageId"], "RuntimeError")]  # type: ignore[attr-defined]
+
+
+# Fencing: only the lease holder acknowledges ---------------------------------------------------------------
+
+
+class LeaseTakenOverDuringFirstCall:
+    """Kinesis during whose first call this worker's lease lapses (a paused process) and another
+    worker takes the submission over."""
+
+    def __init__(self, client: Any, database_url: str, request: ClaimRequest) -> None:
+        self.client = client
+        self.database_url = database_url
+        self.request = request
+        self.taken_over = False
+
+    def put_records(self, **kwargs: Any) -> Any:
+        if not self.taken_over:
+            admin = DatabaseSettings.from_url(self.database_url).connect()
+            admin.run("UPDATE submission_ledger SET lease_expires_at = now() - interval '1 second'")
+            admin.close()
+            thief = Ledger(ConnectionProvider(DatabaseSettings.from_url(self.database_url).connect))
+            thief.claim([self.request], owner="the-other-worker", lease_seconds=60)
+            self.taken_over = True
+        return self.client.put_records(**kwargs)
+
+
+def test_a_worker_whose_lease_was_taken_over_does_not_acknowledge(clean_database: str, kinesis: Any) -> None:
+    document = documents(1)[0]
+    submission = parse_submission(fleet.encode(document), Settings(stream_name=STREAM).limits)
+    request = ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
+    pipeline = make_pipeline(clean_database, LeaseTakenOverDuringFirstCall(kinesis, clean_database, request))
+    event = sqs_event([fleet.encode(document)])
+    report = pipeline.process(event["Records"], _deadline())
+    # Every event reached Kinesis, but the outcome row is the other worker's now: its fate is theirs.
+    assert report.events_published == len(submission.events)
+    assert report.failed_message_ids == [event["Records"][0]["messageId"]]
+    assert report.leases_lost == 1
+    assert [row[1] for row in _ledger_rows(clean_database)] == ["the-other-worker"]

@@ -34,7 +34,7 @@ def test_new_submissions_are_claimed_from_zero(ledger: Ledger) -> None:
 def test_completed_submission_is_a_duplicate(ledger: Ledger) -> None:
     item = request(events=3)
     ledger.claim([item], owner="w1", lease_seconds=60)
-    assert ledger.record_outcome({item.submission_id: 3}, owner="w1", worker="p", batch_size=1) == 1
+    assert ledger.record_outcome({item.submission_id: 3}, owner="w1", worker="p", batch_size=1) == {item.submission_id}
     assert ledger.claim([item], owner="w2", lease_seconds=60)[item.key].status is ClaimStatus.COMPLETED
 
 
@@ -63,7 +63,7 @@ def test_expired_lease_is_taken_over_at_the_published_prefix(ledger: Ledger, cle
     claim = ledger.claim([item], owner="w2", lease_seconds=60)[item.key]
     assert (claim.status, claim.published) == (ClaimStatus.CLAIMED, 2)
     # The old owner's late outcome no longer applies: the lease is not its own any more.
-    assert ledger.record_outcome({item.submission_id: 5}, owner="w1", worker="p", batch_size=1) == 0
+    assert ledger.record_outcome({item.submission_id: 5}, owner="w1", worker="p", batch_size=1) == set()
 
 
 def test_claim_is_idempotent_for_its_owner(ledger: Ledger) -> None:
@@ -197,7 +197,7 @@ def test_migrations_are_safe_twice_and_concurrently() -> None:
 def test_owner_strings_are_parameters(ledger: Ledger, bad: str) -> None:
     item = request()
     assert ledger.claim([item], owner=bad, lease_seconds=60)[item.key].status is ClaimStatus.CLAIMED
-    assert ledger.record_outcome({item.submission_id: 3}, owner=bad, worker=bad, batch_size=1) == 1
+    assert ledger.record_outcome({item.submission_id: 3}, owner=bad, worker=bad, batch_size=1) == {item.submission_id}
 
 
 def test_two_contents_of_one_id_are_decided_by_what_the_ledger_holds(ledger: Ledger) -> None:

@@ -51,6 +51,7 @@ COUNTS = (
     "DeadlineStops",
     "LedgerFailures",
     "DecoderErrors",
+    "LeasesLost",
 )
 LATENCIES = ("BatchLatency", "PutRecordsLatency", "LedgerStatementLatency_claim", "LedgerStatementLatency_outcome")
 

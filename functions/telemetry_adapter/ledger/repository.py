@@ -127,7 +127,7 @@ updated AS (
         lease_expires_at = NULL
     FROM progress AS p
     WHERE l.submission_id = p.submission_id AND l.lease_owner = :owner
-    RETURNING 1
+    RETURNING l.submission_id
 ),
 heartbeat AS (
     INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size)
@@ -135,7 +135,7 @@ heartbeat AS (
     ON CONFLICT (worker_id) DO UPDATE
         SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size
 )
-SELECT count(*) FROM updated
+SELECT submission_id::text FROM updated
 """
 
 _CLEANUP_SQL = """
@@ -208,11 +208,12 @@ class Ledger:
         worker: str,
         batch_size: int,
         budget: Budget | None = None,
-    ) -> int:
+    ) -> set[str]:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
-        Also writes this worker's heartbeat. Returns the number of ledger rows updated; a row whose
-        lease another worker took over meanwhile is left alone.
+        Also writes this worker's heartbeat. Returns the ids whose rows this owner wrote: a row whose
+        lease another worker took over meanwhile is left alone, and its submission is that worker's
+        to finish and acknowledge (fencing).
         """
         ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
@@ -225,7 +226,7 @@ class Ledger:
             batch_size=batch_size,
             budget=budget,
         )
-        return int(rows[0][0])
+        return {row[0] for row in rows}
 
     def delete_expired(self, retention_days: int) -> int:
         """Delete rows first seen more than ``retention_days`` ago (never a live lease)."""
