@@ -31,6 +31,8 @@ from telemetry_adapter.records import EventRecord
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
 THROTTLED = "ProvisionedThroughputExceededException"
+MALFORMED = "MalformedResponse"
+"""The error code given to the records of a call whose answer could not be read."""
 
 
 class KinesisClient(Protocol):
@@ -50,6 +52,9 @@ class PublishJob:
     """How many of ``records`` Kinesis has acknowledged."""
     attempts: int = 0
     """Consecutive failed attempts of the current record."""
+    last_error: str | None = None
+    """The last Kinesis error code (or exception class) any of this job's records met, for the log
+    line of a message that ends unacknowledged."""
 
     @property
     def done(self) -> bool:
@@ -165,15 +170,19 @@ class OrderedPublisher:
         stats.calls += 1
         try:
             seconds, response = future.result()
-            results: list[dict[str, Any]] = response["Records"]
-        except Exception:  # the whole call failed: throttled, timed out, or its answer was lost
+        except Exception as failure:  # the whole call failed: throttled, timed out, or its answer was lost
             stats.calls_failed += 1
-            results = [{"ErrorCode": "CallFailed"}] * len(call)
+            errors: list[str | None] = [error_code(failure)] * len(call)
         else:
             stats.call_seconds.append(seconds)
+            answered = record_errors(response, len(call))
+            if answered is None:  # an answer that cannot be read says nothing: the whole call failed
+                stats.calls_failed += 1
+                errors = [MALFORMED] * len(call)
+            else:
+                errors = answered
         outcome = []
-        for job, result in zip(call, results, strict=True):
-            error = result.get("ErrorCode")
+        for job, error in zip(call, errors, strict=True):
             if error is None:
                 job.sent += 1
                 job.attempts = 0
@@ -183,6 +192,7 @@ class OrderedPublisher:
             stats.records_failed += 1
             if error == THROTTLED:
                 stats.records_throttled += 1
+            job.last_error = error
             job.attempts += 1
             if job.attempts >= self._settings.max_attempts:
                 stats.gave_up += 1
@@ -194,6 +204,34 @@ class OrderedPublisher:
         """Full jitter: uniform in [0, min(cap, base * 2**(attempts-1))]."""
         ceiling = min(self._settings.backoff_cap_ms, self._settings.backoff_base_ms * 2 ** min(attempts - 1, 30))
         return self._rng.uniform(0, ceiling) / 1000
+
+
+def record_errors(response: Any, expected: int) -> list[str | None] | None:
+    """Each record's error code (None for a record Kinesis stored), or None when the answer is
+    malformed: not an object, no ``Records`` list of ``expected`` objects, or an entry with neither
+    an ``ErrorCode`` nor a ``SequenceNumber`` (a record is stored only when it was given a place)."""
+    results = response.get("Records") if isinstance(response, dict) else None
+    if not isinstance(results, list) or len(results) != expected:
+        return None
+    errors: list[str | None] = []
+    for result in results:
+        if not isinstance(result, dict):
+            return None
+        code = result.get("ErrorCode")
+        if code is None and not result.get("SequenceNumber"):
+            return None
+        errors.append(None if code is None else str(code))
+    return errors
+
+
+def error_code(error: BaseException) -> str:
+    """An AWS error's code (``ProvisionedThroughputExceededException``...), else the exception's class."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(error).__name__
 
 
 def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:
