@@ -151,6 +151,14 @@ SELECT count(*) FROM deleted
 """
 
 
+LEDGER_TABLES = ("processor_heartbeat", "submission_ledger")
+"""The tables the processor reads and writes (created by the migrations)."""
+
+_MISSING_TABLES_SQL = """
+SELECT t FROM unnest(CAST(:tables AS text[])) AS t WHERE to_regclass(t) IS NULL ORDER BY t
+"""
+
+
 class Ledger:
     """Data access for the submission ledger over one reusable pg8000 connection."""
 
@@ -228,6 +236,10 @@ class Ledger:
         )
         return {row[0] for row in rows}
 
+    def record_heartbeat(self, *, worker: str, batch_size: int, budget: Budget | None = None) -> None:
+        """Write this worker's heartbeat alone (a batch with nothing to claim), in one statement."""
+        self.record_outcome({}, owner="", worker=worker, batch_size=batch_size, budget=budget)
+
     def delete_expired(self, retention_days: int) -> int:
         """Delete rows first seen more than ``retention_days`` ago (never a live lease)."""
         rows = self._run("cleanup", _CLEANUP_SQL, days=retention_days)
@@ -236,6 +248,11 @@ class Ledger:
     def ping(self) -> None:
         """A trivial query: is the ledger reachable?"""
         self._run("ping", "SELECT 1")
+
+    def missing_tables(self) -> list[str]:
+        """The ledger's tables this database does not have (none once the migrations ran), by name."""
+        rows = self._run("schema", _MISSING_TABLES_SQL, tables=list(LEDGER_TABLES))
+        return [str(row[0]) for row in rows]
 
     def last_heartbeat_age_seconds(self) -> float | None:
         """Seconds since any processor last recorded a batch, or None if none ever did."""
