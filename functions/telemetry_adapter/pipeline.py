@@ -124,6 +124,7 @@ class BatchPipeline:
             else:
                 primaries[message.key] = message
         if not primaries:
+            self._heartbeat(report, deadline)
             return report
 
         owner = f"invocation-{uuid.uuid4()}"
@@ -154,6 +155,16 @@ class BatchPipeline:
         fates = self._settle_primaries(primaries, claims, jobs, recorded, report)
         self._settle_followers(followers, fates, report)
         return report
+
+    def _heartbeat(self, report: BatchReport, deadline: Deadline) -> None:
+        """Show the health check this processor is alive when the batch had nothing to claim. Best
+        effort: the batch's messages are settled whatever happens here."""
+        try:
+            self.ledger.record_heartbeat(
+                worker=self.worker_id, batch_size=report.received, budget=self._statement_budget(deadline)
+            )
+        except Exception as error:
+            logger.warning("heartbeat not written", extra={"error": type(error).__name__})
 
     def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
         message_id = str(record.get("messageId", ""))

@@ -508,3 +508,11 @@ def test_a_worker_whose_lease_was_taken_over_does_not_acknowledge(clean_database
     assert report.failed_message_ids == [event["Records"][0]["messageId"]]
     assert report.leases_lost == 1
     assert [row[1] for row in _ledger_rows(clean_database)] == ["the-other-worker"]
+
+
+def test_a_batch_of_only_invalid_messages_still_writes_the_heartbeat(pipeline: BatchPipeline) -> None:
+    """The health check reads the heartbeat: a fleet sending only broken submissions is not a dead processor."""
+    event = sqs_event([fleet.hostile_body("not_json"), fleet.hostile_body("deep")])
+    report = pipeline.process(event["Records"], _deadline())
+    assert (report.failed_message_ids, sum(report.rejected.values())) == ([], 2)
+    assert pipeline.ledger.last_heartbeat_age_seconds() is not None
