@@ -9,7 +9,9 @@ many submissions as fit, longest submissions first, so a batch costs close to
 Failed records, and every record of a call that failed as a whole (throttled, timed out, or applied
 with its answer lost), are retried alone with exponential backoff and full jitter, while the time
 budget lasts and up to a number of attempts; what is left is reported unfinished, and the ledger
-keeps the published prefix so a redelivery resumes there.
+keeps the published prefix so a redelivery resumes there. A request Kinesis refuses as a whole for
+what one record holds (``ValidationException``) is split into calls of one record, without charging
+an attempt, so the record at fault fails alone and its neighbours go on.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ MAX_BYTES_PER_CALL = 5 * 1024 * 1024
 THROTTLED = "ProvisionedThroughputExceededException"
 MALFORMED = "MalformedResponse"
 """The error code given to the records of a call whose answer could not be read."""
+REQUEST_REJECTED = frozenset({"ValidationException", "InvalidArgumentException"})
+"""Errors for which Kinesis refuses a whole request because of what it holds: sending the same
+records again cannot succeed, so the culprit is isolated instead of retried."""
 
 
 class KinesisClient(Protocol):
@@ -55,6 +60,8 @@ class PublishJob:
     last_error: str | None = None
     """The last Kinesis error code (or exception class) any of this job's records met, for the log
     line of a message that ends unacknowledged."""
+    alone: bool = False
+    """Send the current record in a call of its own: a request holding it was refused as a whole."""
 
     @property
     def done(self) -> bool:
@@ -181,14 +188,25 @@ class OrderedPublisher:
                 errors = [MALFORMED] * len(call)
             else:
                 errors = answered
+        if len(call) > 1 and errors[0] in REQUEST_REJECTED:
+            # Kinesis refused the request as a whole for something one record holds (too large, say):
+            # the same request would fail forever. Each record goes again in a call of its own, and no
+            # attempt is charged, so only the record at fault ends up failing.
+            stats.records_failed += len(call)
+            for job in call:
+                job.alone = True
+            return [(job, False) for job in call]
         outcome = []
         for job, error in zip(call, errors, strict=True):
             if error is None:
                 job.sent += 1
                 job.attempts = 0
+                job.alone = False
                 stats.records_sent += 1
                 outcome.append((job, False))
                 continue
+            if error in REQUEST_REJECTED:  # this record alone is refused: retrying it cannot help
+                job.attempts = self._settings.max_attempts - 1
             stats.records_failed += 1
             if error == THROTTLED:
                 stats.records_throttled += 1
@@ -241,8 +259,11 @@ def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:
     while ready and len(call) < MAX_RECORDS_PER_CALL:
         job = ready[0]
         record_size = job.records[job.sent].size
-        if call and size + record_size > MAX_BYTES_PER_CALL:
+        if call and (job.alone or size + record_size > MAX_BYTES_PER_CALL):
             break
+        if job.alone:
+            ready.popleft()
+            return [job]
         ready.popleft()
         call.append(job)
         size += record_size

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
@@ -516,3 +517,36 @@ def test_a_batch_of_only_invalid_messages_still_writes_the_heartbeat(pipeline: B
     report = pipeline.process(event["Records"], _deadline())
     assert (report.failed_message_ids, sum(report.rejected.values())) == ([], 2)
     assert pipeline.ledger.last_heartbeat_age_seconds() is not None
+
+
+class RefusesOversizedRecords:
+    """Kinesis refusing a whole PutRecords request that holds a record over ``limit`` bytes, as the
+    real service refuses one over 1 MiB (a ValidationException for the request, not for the record)."""
+
+    def __init__(self, client: Any, limit: int) -> None:
+        self.client = client
+        self.limit = limit
+        self.refused = 0
+
+    def put_records(self, **kwargs: Any) -> Any:
+        if any(len(r["Data"]) + len(r["PartitionKey"].encode()) > self.limit for r in kwargs["Records"]):
+            self.refused += 1
+            error = {"Error": {"Code": "ValidationException", "Message": "injected: a record is too large"}}
+            raise ClientError(error, "PutRecords")  # type: ignore[arg-type]
+        return self.client.put_records(**kwargs)
+
+
+def test_a_record_kinesis_refuses_does_not_cost_its_neighbours_their_attempts(
+    clean_database: str, kinesis: Any
+) -> None:
+    neighbours = documents(6)
+    poison = {**documents(7)[6], "events": {"new_process": [{"cmdl": "x" * 20_000, "user": "u"}]}}
+    refusing = RefusesOversizedRecords(kinesis, limit=10_000)
+    publish = PublishSettings(max_attempts=3, backoff_base_ms=0, backoff_cap_ms=0, max_concurrency=1)
+    pipeline = make_pipeline(clean_database, refusing, publish=publish)
+    event = sqs_event([fleet.encode(poison), *(fleet.encode(d) for d in neighbours)])
+    report = pipeline.process(event["Records"], _deadline())
+    assert refusing.refused >= 2  # the packed call, then the record alone
+    assert report.failed_message_ids == [event["Records"][0]["messageId"]]
+    assert report.publish.gave_up == 1
+    assert_exactly_once_in_order(kinesis, neighbours)
