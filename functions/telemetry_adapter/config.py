@@ -119,11 +119,24 @@ class Settings:
             ),
             max_idle_seconds=_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
         )
+        _check_record_size(limits)
         if check_time_budget:
             problem = margin_problem(publish.safety_margin_ms, settings.statement_timeout_ms)
             if problem is not None:
                 raise ConfigurationError(f"TIME_BUDGET_MARGIN_MS is too small: {problem}")
         return settings
+
+
+def _check_record_size(limits: Limits) -> None:
+    """Refuse limits that admit a submission whose records Kinesis would refuse (over 1 MiB)."""
+    from telemetry_adapter.records import MAX_RECORD_BYTES, worst_case_record_bytes
+
+    size = worst_case_record_bytes(limits)
+    if size > MAX_RECORD_BYTES:
+        raise ConfigurationError(
+            f"MAX_CMDL_CHARS and MAX_STRING_CHARS (4 bytes per character at most), bounded by MAX_BODY_BYTES, "
+            f"allow a Kinesis record of {size} bytes, over the {MAX_RECORD_BYTES}-byte limit: lower one of them"
+        )
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

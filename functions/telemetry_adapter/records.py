@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from telemetry_adapter.canonical import utc_timestamp_text
-from telemetry_adapter.submission import Submission
+from telemetry_adapter.config import Limits
+from telemetry_adapter.submission import EVENT_TYPES, Submission
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -79,17 +80,52 @@ def processing_timestamp(now: datetime | None = None) -> str:
 def build_records(submission: Submission, start: int, timestamp: str) -> list[EventRecord]:
     """Records for the events of ``submission`` from position ``start`` (its published prefix) on."""
     namespace = _namespace_hash(submission.submission_id)
-    head = (
-        f'"device_id":"{submission.device_id}","submission_id":"{submission.submission_id}",'
-        f'"time_created":"{submission.time_created}","processing_timestamp":"{timestamp}",'
-    )
+    head = _head(submission.device_id, submission.submission_id, submission.time_created, timestamp)
     records = []
     for sequence in range(start, len(submission.events)):
         event_type, details = submission.events[sequence]
-        data = (
-            f'{{"schema_version":{SCHEMA_VERSION},"id":"{_uuid5_text(namespace, sequence)}",'
-            f'"event_type":"{event_type}",{head}'
-            f'"sequence":{sequence},"event_details":{details}}}'
-        )
+        data = _record_text(_uuid5_text(namespace, sequence), event_type, head, sequence, details)
         records.append(EventRecord(data.encode(), submission.device_id))
     return records
+
+
+def _head(device_id: str, submission_id: str, time_created: str, timestamp: str) -> str:
+    return (
+        f'"device_id":"{device_id}","submission_id":"{submission_id}",'
+        f'"time_created":"{time_created}","processing_timestamp":"{timestamp}",'
+    )
+
+
+def _record_text(event_id_text: str, event_type: str, head: str, sequence: int, details: str) -> str:
+    return (
+        f'{{"schema_version":{SCHEMA_VERSION},"id":"{event_id_text}","event_type":"{event_type}",{head}'
+        f'"sequence":{sequence},"event_details":{details}}}'
+    )
+
+
+MAX_RECORD_BYTES = 1024 * 1024
+"""Kinesis' limit for one record: its data and its partition key together."""
+_UUID_TEXT = "00000000-0000-0000-0000-000000000000"
+_LONGEST_TIME_CREATED = "2024-03-05T03:49:51.123456+05:30:15.123456"  # an offset with seconds and micros
+_LONGEST_IP = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+_MAX_PORT_TEXT = "65535"
+_UTF8_BYTES_PER_CHARACTER = 4  # the most any accepted character takes (JSON escapes take 2)
+
+
+def worst_case_record_bytes(limits: Limits) -> int:
+    """The largest record (data and partition key) a valid submission can produce under ``limits``.
+
+    A string is at most ``max_*_chars`` characters of up to four bytes each, and never more than the
+    body it came in (a character is never shorter in the body than in the record: JSON escapes what
+    the record escapes, and a ``\\u`` escape is longer than the character). Checked at start-up, so a
+    configuration cannot admit a record that Kinesis would refuse.
+    """
+    strings = _UTF8_BYTES_PER_CHARACTER * (limits.max_cmdl_chars + limits.max_string_chars)
+    process = len('{"cmdl":"","user":""}') + min(strings, limits.max_body_bytes)
+    network = len(
+        f'{{"source_ip":"{_LONGEST_IP}","destination_ip":"{_LONGEST_IP}","destination_port":{_MAX_PORT_TEXT}}}'
+    )
+    longest_type = max(EVENT_TYPES, key=len)
+    head = _head(_UUID_TEXT, _UUID_TEXT, _LONGEST_TIME_CREATED, processing_timestamp())
+    frame = _record_text(_UUID_TEXT, longest_type, head, limits.max_events - 1, "")
+    return len(frame.encode()) + max(process, network) + len(_UUID_TEXT)
