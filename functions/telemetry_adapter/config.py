@@ -94,30 +94,30 @@ class Settings:
         """
         source = os.environ if env is None else env
         limits = Limits(
-            max_body_bytes=_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
-            max_events=_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
-            max_cmdl_chars=_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, MIB),
-            max_string_chars=_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, MIB),
-            max_depth=_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
+            max_body_bytes=env_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
+            max_events=env_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
+            max_cmdl_chars=env_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, MIB),
+            max_string_chars=env_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, MIB),
+            max_depth=env_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
         )
         publish = PublishSettings(
-            safety_margin_ms=_int(source, "TIME_BUDGET_MARGIN_MS", PublishSettings.safety_margin_ms, 0, 600_000),
-            default_budget_ms=_int(source, "DEFAULT_BUDGET_MS", PublishSettings.default_budget_ms, 1, 900_000),
-            max_concurrency=_int(source, "PUBLISH_CONCURRENCY", PublishSettings.max_concurrency, 1, 64),
-            max_attempts=_int(source, "PUBLISH_MAX_ATTEMPTS", PublishSettings.max_attempts, 1, 1_000),
-            backoff_base_ms=_int(source, "BACKOFF_BASE_MS", PublishSettings.backoff_base_ms, 0, 60_000),
-            backoff_cap_ms=_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
-            lease_grace_seconds=_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
+            safety_margin_ms=env_int(source, "TIME_BUDGET_MARGIN_MS", PublishSettings.safety_margin_ms, 0, 600_000),
+            default_budget_ms=env_int(source, "DEFAULT_BUDGET_MS", PublishSettings.default_budget_ms, 1, 900_000),
+            max_concurrency=env_int(source, "PUBLISH_CONCURRENCY", PublishSettings.max_concurrency, 1, 64),
+            max_attempts=env_int(source, "PUBLISH_MAX_ATTEMPTS", PublishSettings.max_attempts, 1, 1_000),
+            backoff_base_ms=env_int(source, "BACKOFF_BASE_MS", PublishSettings.backoff_base_ms, 0, 60_000),
+            backoff_cap_ms=env_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
+            lease_grace_seconds=env_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
         )
         settings = cls(
             stream_name=_required(source, "STREAM_NAME"),
             limits=limits,
             publish=publish,
-            retention_days=_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
-            statement_timeout_ms=_int(
+            retention_days=env_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
+            statement_timeout_ms=env_int(
                 source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS, 60_000
             ),
-            max_idle_seconds=_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
+            max_idle_seconds=env_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
         )
         _check_record_size(limits)
         if check_time_budget:
@@ -146,7 +146,8 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The integer ``env[name]`` within ``[low, high]``, ``default`` when unset or blank."""
     raw = env.get(name, "").strip()
     if not raw:
         return default

@@ -123,7 +123,7 @@ def test_cleanup_deletes_only_old_rows_without_a_live_lease(ledger: Ledger, clea
         " WHERE submission_id = ANY(CAST(:ids AS uuid[]))",
         ids=[old.submission_id, old_leased.submission_id],
     )
-    assert ledger.delete_expired(14) == 1
+    assert ledger.delete_expired_chunk(14, limit=100) == 1
     remaining = {row[0] for row in connection.run("SELECT submission_id::text FROM submission_ledger")}
     connection.close()
     assert remaining == {old_leased.submission_id, recent.submission_id}

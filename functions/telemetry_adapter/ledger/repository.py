@@ -138,14 +138,30 @@ heartbeat AS (
 SELECT submission_id::text FROM updated
 """
 
-_CLEANUP_SQL = """
-WITH deleted AS (
-    DELETE FROM submission_ledger
+_DELETE_EXPIRED_SQL = """
+WITH doomed AS (
+    SELECT submission_id
+    FROM submission_ledger
     WHERE first_seen_at < now() - make_interval(days => :days)
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    ORDER BY first_seen_at
+    LIMIT :chunk
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    DELETE FROM submission_ledger AS l USING doomed AS d WHERE l.submission_id = d.submission_id
     RETURNING 1
-), beats AS (
-    DELETE FROM processor_heartbeat WHERE last_batch_at < now() - make_interval(days => :days)
+)
+SELECT count(*) FROM deleted
+"""
+# One bounded chunk, oldest first (the first_seen_at index finds them), skipping rows another session
+# holds: a chunk's cost does not grow with the backlog, so it fits a statement timeout whatever the
+# table holds, and an earlier chunk still running on the server (its client gone after a timeout)
+# only makes the next one skip its rows.
+
+_DELETE_STALE_HEARTBEATS_SQL = """
+WITH deleted AS (
+    DELETE FROM processor_heartbeat WHERE last_batch_at < now() - make_interval(days => :days) RETURNING 1
 )
 SELECT count(*) FROM deleted
 """
@@ -240,9 +256,18 @@ class Ledger:
         """Write this worker's heartbeat alone (a batch with nothing to claim), in one statement."""
         self.record_outcome({}, owner="", worker=worker, batch_size=batch_size, budget=budget)
 
-    def delete_expired(self, retention_days: int) -> int:
-        """Delete rows first seen more than ``retention_days`` ago (never a live lease)."""
-        rows = self._run("cleanup", _CLEANUP_SQL, days=retention_days)
+    def delete_expired_chunk(self, retention_days: int, *, limit: int, budget: Budget | None = None) -> int:
+        """Delete at most ``limit`` rows first seen more than ``retention_days`` ago (never one under a
+        live lease); return how many. Never re-sent: after a timeout the first one may still be running
+        on the server, so the caller decides what comes next."""
+        rows = self._run("cleanup", _DELETE_EXPIRED_SQL, days=retention_days, chunk=limit, budget=budget, resend=False)
+        return int(rows[0][0])
+
+    def delete_stale_heartbeats(self, retention_days: int, *, budget: Budget | None = None) -> int:
+        """Delete the heartbeats of processors silent for more than ``retention_days``; return how many."""
+        rows = self._run(
+            "cleanup_heartbeats", _DELETE_STALE_HEARTBEATS_SQL, days=retention_days, budget=budget, resend=False
+        )
         return int(rows[0][0])
 
     def ping(self) -> None:
