@@ -79,6 +79,10 @@ class Settings:
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
     """Longest wait for one ledger statement, connecting included (``LEDGER_STATEMENT_TIMEOUT_MS``);
     shorter when the invocation has less time left."""
+    queue_url: str | None = None
+    """``QUEUE_URL``: the queue this function reads, where a message the time budget stopped after
+    progress is handed back as a fresh copy. Unset (a bare ``sam local invoke``): such a message is
+    reported as a batch item failure instead."""
     max_idle_seconds: int = 300
     """A ledger connection idle longer than this is replaced before use (``LEDGER_MAX_IDLE_SECONDS``):
     Lambda's VPC network drops idle TCP flows after 350 seconds without telling either end, and RDS
@@ -118,6 +122,7 @@ class Settings:
                 source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS, 60_000
             ),
             max_idle_seconds=env_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
+            queue_url=source.get("QUEUE_URL", "").strip() or None,
         )
         _check_record_size(limits)
         if check_time_budget:

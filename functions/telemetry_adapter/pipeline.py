@@ -21,6 +21,7 @@ from typing import Any
 
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.handback import Copy, QueueHandBack
 from telemetry_adapter.ledger.repository import (
     Budget,
     BudgetExhausted,
@@ -35,7 +36,7 @@ from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishSta
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
 from telemetry_adapter.submission import Submission, parse_submission
-from telemetry_adapter.time_budget import RECONNECT_FLOOR_MS, response_slack_seconds
+from telemetry_adapter.time_budget import HANDBACK_CALL_TIMEOUT_MS, RECONNECT_FLOOR_MS, response_slack_seconds
 
 # Retrying the outcome statement: first pause and longest pause. A retry happens only while a pause, a
 # reconnect and the statement still fit the invocation's budget.
@@ -56,6 +57,8 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    handed_back: int = 0
+    """Messages stopped by the budget after progress, acknowledged once a copy was back on the queue."""
     leases_lost: int = 0
     """Claimed submissions whose lease another worker took over before the outcome (not acknowledged)."""
     claim_skipped: bool = False
@@ -78,6 +81,7 @@ class BatchReport:
 @dataclass(frozen=True, slots=True)
 class _Message:
     message_id: str
+    body: str
     submission: Submission
 
     @property
@@ -94,11 +98,15 @@ class BatchPipeline:
         ledger: Ledger,
         publisher: OrderedPublisher,
         *,
+        handback: QueueHandBack | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.publisher = publisher
+        self.handback = handback
+        """Sends a copy of a message the budget stopped after progress back to the queue; without it
+        (no ``QUEUE_URL``, as in a bare ``sam local invoke``) such a message is reported as a failure."""
         self._sleep = sleep
         self.worker_id = f"worker-{uuid.uuid4()}"
         """Identifies this process in the heartbeat table."""
@@ -152,7 +160,8 @@ class BatchPipeline:
 
         jobs = self._publish(primaries, claims, deadline, report)
         recorded = self._record_outcome(jobs, claims, owner, report, deadline)
-        fates = self._settle_primaries(primaries, claims, jobs, recorded, report)
+        fates, continuing = self._settle_primaries(primaries, claims, jobs, recorded, report)
+        self._hand_back(continuing, fates, report, deadline)
         self._settle_followers(followers, fates, report)
         return report
 
@@ -169,7 +178,8 @@ class BatchPipeline:
     def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
         message_id = str(record.get("messageId", ""))
         try:
-            return _Message(message_id, parse_submission(record.get("body"), self.settings.limits))
+            body = record.get("body")
+            return _Message(message_id, str(body), parse_submission(body, self.settings.limits))
         except Rejected as rejection:
             _reject(report, message_id, rejection.reason, rejection.detail)
             return None
@@ -249,22 +259,27 @@ class BatchPipeline:
         jobs: Mapping[ClaimKey, PublishJob],
         recorded: set[str],
         report: BatchReport,
-    ) -> dict[ClaimKey, ClaimStatus]:
-        """Decide each primary message; return the fate its exact copies in the batch follow.
+    ) -> tuple[dict[ClaimKey, ClaimStatus], list[_Message]]:
+        """Decide each primary message; return the fate its exact copies in the batch follow, and
+        the messages to hand back (decided by :meth:`_hand_back`).
 
         A claimed submission is acknowledged only if its outcome row was written by this invocation:
         when another worker took the lease over meanwhile (this one paused past its lease), the
         submission is that worker's to finish, so here it is reported as a failure.
         """
         fates: dict[ClaimKey, ClaimStatus] = {}
+        continuing: list[_Message] = []
         for key, message in primaries.items():
             status = claims[key].status
             if status is ClaimStatus.CLAIMED:
+                job = jobs[key]
                 if key[0] not in recorded and not report.ledger_failed:
                     report.leases_lost += 1
-                if jobs[key].done and key[0] in recorded:
+                if job.done and key[0] in recorded:
                     report.submissions_completed += 1
                     fates[key] = ClaimStatus.COMPLETED
+                elif key[0] in recorded and job.sent > 0 and not job.given_up:
+                    continuing.append(message)  # stopped by the budget with its progress recorded
                 else:
                     report.failed_message_ids.append(message.message_id)
                     fates[key] = ClaimStatus.BUSY
@@ -278,7 +293,34 @@ class BatchPipeline:
                 report.busy += 1
                 report.failed_message_ids.append(message.message_id)
                 fates[key] = ClaimStatus.BUSY
-        return fates
+        return fates, continuing
+
+    def _hand_back(
+        self,
+        continuing: Sequence[_Message],
+        fates: dict[ClaimKey, ClaimStatus],
+        report: BatchReport,
+        deadline: Deadline,
+    ) -> None:
+        """Send a copy of each message that made progress back to the queue and acknowledge it, so a
+        long submission never spends receives towards the dead-letter queue while it moves forward.
+        Without a hand-back, with too little time left for the call, or when SQS does not take a
+        copy, the message is reported as a failure instead (and is redelivered as usual)."""
+        if not continuing:
+            return
+        slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
+        taken: set[str] = set()
+        if self.handback is not None and deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000:
+            taken, errors = self.handback.send([Copy(message.message_id, message.body) for message in continuing])
+            if errors:
+                logger.warning("messages not handed back; they will be redelivered", extra={"errors": errors})
+        for message in continuing:
+            if message.message_id in taken:
+                report.handed_back += 1
+                fates[message.key] = ClaimStatus.COMPLETED
+            else:
+                report.failed_message_ids.append(message.message_id)
+                fates[message.key] = ClaimStatus.BUSY
 
     def _settle_followers(
         self, followers: Sequence[_Message], fates: Mapping[ClaimKey, ClaimStatus], report: BatchReport

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from telemetry_adapter.config import PublishSettings
 from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.errors import error_code
 from telemetry_adapter.records import EventRecord
 
 MAX_RECORDS_PER_CALL = 500
@@ -62,6 +63,8 @@ class PublishJob:
     line of a message that ends unacknowledged."""
     alone: bool = False
     """Send the current record in a call of its own: a request holding it was refused as a whole."""
+    given_up: bool = False
+    """Its current record failed ``max_attempts`` times in a row; nothing more is sent this invocation."""
 
     @property
     def done(self) -> bool:
@@ -213,6 +216,7 @@ class OrderedPublisher:
             job.last_error = error
             job.attempts += 1
             if job.attempts >= self._settings.max_attempts:
+                job.given_up = True
                 stats.gave_up += 1
                 continue
             outcome.append((job, True))
@@ -240,16 +244,6 @@ def record_errors(response: Any, expected: int) -> list[str | None] | None:
             return None
         errors.append(None if code is None else str(code))
     return errors
-
-
-def error_code(error: BaseException) -> str:
-    """An AWS error's code (``ProvisionedThroughputExceededException``...), else the exception's class."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        if isinstance(code, str) and code:
-            return code
-    return type(error).__name__
 
 
 def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:

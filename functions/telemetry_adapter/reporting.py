@@ -40,6 +40,7 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "LedgerFailures": int(report.ledger_failed),
         "DecoderErrors": report.decoder_errors,
         "LeasesLost": report.leases_lost,
+        "MessagesHandedBack": report.handed_back,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)
@@ -67,6 +68,7 @@ def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
             "failed": len(report.failed_message_ids),
             "rejected": dict(report.rejected),
             "duplicates_suppressed": report.duplicates_suppressed,
+            "handed_back": report.handed_back,
             "busy_elsewhere": report.busy,
             "events_published": report.events_published,
             "putrecords_calls": report.publish.calls,

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any, cast
 
 from telemetry_adapter.config import Settings
+from telemetry_adapter.handback import QueueHandBack, sqs_client
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import metrics
@@ -63,7 +64,8 @@ def build_pipeline(settings: Settings | None = None, client: KinesisClient | Non
     """
     settings = settings or Settings.from_env()
     publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
-    return BatchPipeline(settings, ledger_from_env(settings), publisher)
+    handback = QueueHandBack(sqs_client(), settings.queue_url) if settings.queue_url else None
+    return BatchPipeline(settings, ledger_from_env(settings), publisher, handback=handback)
 
 
 @cache

@@ -21,6 +21,12 @@ MIN_STATEMENT_TIMEOUT_MS = 200
 """The shortest ``LEDGER_STATEMENT_TIMEOUT_MS`` accepted."""
 RESPONSE_SLACK_MS = 1_000
 """Building the partial batch response, flushing metrics, returning."""
+HANDBACK_CONNECT_TIMEOUT_SECONDS = 1
+"""botocore ``connect_timeout`` of the SQS client that hands a message back to the queue."""
+HANDBACK_READ_TIMEOUT_SECONDS = 2
+"""botocore ``read_timeout`` of that client (no SDK retries)."""
+HANDBACK_CALL_TIMEOUT_MS = (HANDBACK_CONNECT_TIMEOUT_SECONDS + HANDBACK_READ_TIMEOUT_SECONDS) * 1000
+"""The longest one hand-back call can take: it is made only when this much is left beyond the slack."""
 STATEMENT_FLOOR_MS = 100
 """Less time than this left for a statement on an open connection: it is not sent."""
 RECONNECT_FLOOR_MS = 500

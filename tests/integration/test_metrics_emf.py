@@ -52,6 +52,7 @@ COUNTS = (
     "LedgerFailures",
     "DecoderErrors",
     "LeasesLost",
+    "MessagesHandedBack",
 )
 LATENCIES = ("BatchLatency", "PutRecordsLatency", "LedgerStatementLatency_claim", "LedgerStatementLatency_outcome")
 

@@ -8,6 +8,7 @@ import pytest
 
 from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.ledger.connection import DatabaseSettings, is_connection_failure
+from telemetry_adapter.runtime import build_pipeline
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem, minimum_margin_ms
 
 
@@ -117,3 +118,12 @@ def test_connection_failures_are_recognised() -> None:
     assert not is_connection_failure(pg8000.native.DatabaseError({"C": "23505"}))
     assert not is_connection_failure(ValueError())
     assert ssl.create_default_context().check_hostname
+
+
+def test_the_processor_hands_back_to_the_queue_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@127.0.0.1:9/ledger")  # never connected here
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/submissions"
+    with_queue = build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUEUE_URL": queue}))
+    assert with_queue.handback is not None
+    assert with_queue.handback.queue_url == queue
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).handback is None
