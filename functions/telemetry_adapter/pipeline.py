@@ -16,11 +16,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.errors import error_code
 from telemetry_adapter.handback import Copy, QueueHandBack
 from telemetry_adapter.ledger.repository import (
     Budget,
@@ -31,11 +32,12 @@ from telemetry_adapter.ledger.repository import (
     ClaimStatus,
     Ledger,
 )
+from telemetry_adapter.message_log import Failure, MessageIdentity, log_failure, log_rejection
 from telemetry_adapter.observability import logger
 from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
-from telemetry_adapter.submission import Submission, parse_submission
+from telemetry_adapter.submission import Submission, decode_body, parsed_id, validate_document
 from telemetry_adapter.time_budget import HANDBACK_CALL_TIMEOUT_MS, RECONNECT_FLOOR_MS, response_slack_seconds
 
 # Retrying the outcome statement: first pause and longest pause. A retry happens only while a pause, a
@@ -57,6 +59,8 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    ledger_error: str | None = None
+    """The exception class of the ledger's last failure, for the failed messages' log lines."""
     handed_back: int = 0
     """Messages stopped by the budget after progress, acknowledged once a copy was back on the queue."""
     leases_lost: int = 0
@@ -80,13 +84,33 @@ class BatchReport:
 
 @dataclass(frozen=True, slots=True)
 class _Message:
-    message_id: str
+    identity: MessageIdentity
     body: str
     submission: Submission
 
     @property
     def key(self) -> ClaimKey:
         return (self.submission.submission_id, self.submission.digest)
+
+    @property
+    def message_id(self) -> str:
+        return self.identity.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Fate:
+    """What became of a primary message, which its exact copies in the batch share."""
+
+    acknowledged: bool
+    conflict: bool = False
+    failure: Failure | None = None
+    error: str | None = None
+    progress: tuple[int, int] | None = None
+    """Published prefix and event count, for a submission this invocation was publishing."""
+
+
+_ACKNOWLEDGED = _Fate(acknowledged=True)
+_CONFLICT = _Fate(acknowledged=True, conflict=True)
 
 
 class BatchPipeline:
@@ -136,7 +160,6 @@ class BatchPipeline:
             return report
 
         owner = f"invocation-{uuid.uuid4()}"
-        budget = self._statement_budget(deadline)
         try:
             if not deadline.may_start_work():
                 raise BudgetExhausted("less than the safety margin left: the batch is not claimed")
@@ -144,24 +167,26 @@ class BatchPipeline:
                 [_claim_request(message.submission) for message in primaries.values()],
                 owner=owner,
                 lease_seconds=deadline.remaining() + self.settings.publish.lease_grace_seconds,
-                budget=budget,
+                budget=self._statement_budget(deadline),
             )
         except BudgetExhausted:
             # Not a ledger failure: the invocation ran out of time before the claim could be sent.
-            logger.warning("no time left to claim the batch; its valid messages will be redelivered")
             report.claim_skipped = True
-            report.failed_message_ids.extend(message.message_id for message in [*primaries.values(), *followers])
+            for message in [*primaries.values(), *followers]:
+                _fail(report, message, _Fate(False, failure=Failure.DEADLINE, error="BudgetExhausted"))
             return report
-        except Exception:
+        except Exception as error:
             logger.exception("ledger claim failed; the batch's valid messages will be redelivered")
             report.ledger_failed = True
-            report.failed_message_ids.extend(message.message_id for message in [*primaries.values(), *followers])
+            report.ledger_error = error_code(error)
+            for message in [*primaries.values(), *followers]:
+                _fail(report, message, _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error))
             return report
 
         jobs = self._publish(primaries, claims, deadline, report)
         recorded = self._record_outcome(jobs, claims, owner, report, deadline)
         fates, continuing = self._settle_primaries(primaries, claims, jobs, recorded, report)
-        self._hand_back(continuing, fates, report, deadline)
+        self._hand_back(continuing, claims=claims, jobs=jobs, fates=fates, report=report, deadline=deadline)
         self._settle_followers(followers, fates, report)
         return report
 
@@ -173,25 +198,39 @@ class BatchPipeline:
                 worker=self.worker_id, batch_size=report.received, budget=self._statement_budget(deadline)
             )
         except Exception as error:
-            logger.warning("heartbeat not written", extra={"error": type(error).__name__})
+            logger.warning("heartbeat not written", extra={"error": error_code(error)})
 
     def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
-        message_id = str(record.get("messageId", ""))
+        identity = MessageIdentity.of(record)
         try:
             body = record.get("body")
-            return _Message(message_id, str(body), parse_submission(body, self.settings.limits))
-        except Rejected as rejection:
-            _reject(report, message_id, rejection.reason, rejection.detail)
-            return None
+            try:
+                document = decode_body(body, self.settings.limits)
+            except Rejected as rejection:
+                _reject(report, identity, rejection.reason, rejection.detail)
+                return None
+            try:
+                submission = validate_document(document, self.settings.limits)
+            except Rejected as rejection:
+                parsed = replace(
+                    identity,
+                    submission_id=parsed_id(document, "submission_id"),
+                    device_id=parsed_id(document, "device_id"),
+                )
+                _reject(report, parsed, rejection.reason, rejection.detail)
+                return None
+            return _Message(
+                replace(identity, submission_id=submission.submission_id, device_id=submission.device_id),
+                str(body),
+                submission,
+            )
         except Exception as error:
             # Decoding is meant to be total (every bad body is a Rejected); anything else is a bug
             # met by this one message. It fails alone, so SQS keeps it and, after its retries, the
             # dead-letter queue holds the body for a fix; its neighbours go on.
             report.decoder_errors += 1
-            report.failed_message_ids.append(message_id)
-            logger.exception(
-                "message could not be decoded", extra={"message_id": message_id, "error": type(error).__name__}
-            )
+            report.failed_message_ids.append(identity.message_id)
+            log_failure(identity, Failure.DECODER_ERROR, error=error_code(error))
             return None
 
     def _publish(
@@ -235,9 +274,11 @@ class BatchPipeline:
                 return self.ledger.record_outcome(
                     progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
                 )
-            except BudgetExhausted:
+            except BudgetExhausted as error:
+                report.ledger_error = report.ledger_error or error_code(error)
                 break
-            except Exception:
+            except Exception as error:
+                report.ledger_error = error_code(error)
                 # Retry only if, after the pause, a reconnect and the statement still fit the budget.
                 if budget() < delay + RECONNECT_FLOOR_MS / 1000:
                     break
@@ -248,7 +289,10 @@ class BatchPipeline:
         # would stay unfinished for good (no redelivery would ever complete them, and a later duplicate
         # would be published again). Redelivered, they resume from the last recorded prefix once the
         # lease expires, and the re-sent records carry the same ids.
-        logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
+        logger.error(
+            "ledger outcome failed; the batch resumes from the last recorded prefix",
+            extra={"last_error": report.ledger_error},
+        )
         report.ledger_failed = True
         return set()
 
@@ -259,7 +303,7 @@ class BatchPipeline:
         jobs: Mapping[ClaimKey, PublishJob],
         recorded: set[str],
         report: BatchReport,
-    ) -> tuple[dict[ClaimKey, ClaimStatus], list[_Message]]:
+    ) -> tuple[dict[ClaimKey, _Fate], list[_Message]]:
         """Decide each primary message; return the fate its exact copies in the batch follow, and
         the messages to hand back (decided by :meth:`_hand_back`).
 
@@ -267,38 +311,54 @@ class BatchPipeline:
         when another worker took the lease over meanwhile (this one paused past its lease), the
         submission is that worker's to finish, so here it is reported as a failure.
         """
-        fates: dict[ClaimKey, ClaimStatus] = {}
+        fates: dict[ClaimKey, _Fate] = {}
         continuing: list[_Message] = []
+        ids_in_batch = Counter(key[0] for key in primaries)
         for key, message in primaries.items():
             status = claims[key].status
             if status is ClaimStatus.CLAIMED:
                 job = jobs[key]
-                if key[0] not in recorded and not report.ledger_failed:
-                    report.leases_lost += 1
                 if job.done and key[0] in recorded:
                     report.submissions_completed += 1
-                    fates[key] = ClaimStatus.COMPLETED
+                    fates[key] = _ACKNOWLEDGED
                 elif key[0] in recorded and job.sent > 0 and not job.given_up:
                     continuing.append(message)  # stopped by the budget with its progress recorded
                 else:
-                    report.failed_message_ids.append(message.message_id)
-                    fates[key] = ClaimStatus.BUSY
+                    fate = self._unfinished(job, key[0] in recorded, report)
+                    progress = (claims[key].published + job.sent, len(message.submission.events))
+                    fates[key] = _fail(report, message, replace(fate, progress=progress))
             elif status is ClaimStatus.COMPLETED:
                 report.duplicates_suppressed += 1
-                fates[key] = ClaimStatus.COMPLETED
+                fates[key] = _ACKNOWLEDGED
             elif status is ClaimStatus.CONFLICT:
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", key[0])
-                fates[key] = ClaimStatus.CONFLICT
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+                fates[key] = _CONFLICT
+            elif ids_in_batch[key[0]] > 1:  # the ledger held neither content: the batch's first was claimed
+                fates[key] = _fail(report, message, _Fate(False, failure=Failure.AWAITS_LEDGER))
             else:
                 report.busy += 1
-                report.failed_message_ids.append(message.message_id)
-                fates[key] = ClaimStatus.BUSY
+                fates[key] = _fail(report, message, _Fate(False, failure=Failure.BUSY))
         return fates, continuing
+
+    @staticmethod
+    def _unfinished(job: PublishJob, recorded: bool, report: BatchReport) -> _Fate:
+        """Why a claimed submission is not acknowledged."""
+        if report.ledger_failed:
+            return _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error)
+        if not recorded:
+            report.leases_lost += 1
+            return _Fate(False, failure=Failure.LEASE_LOST, error=job.last_error)
+        if job.given_up:
+            return _Fate(False, failure=Failure.GAVE_UP, error=job.last_error)
+        return _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
 
     def _hand_back(
         self,
         continuing: Sequence[_Message],
-        fates: dict[ClaimKey, ClaimStatus],
+        *,
+        claims: Mapping[ClaimKey, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
+        fates: dict[ClaimKey, _Fate],
         report: BatchReport,
         deadline: Deadline,
     ) -> None:
@@ -310,46 +370,52 @@ class BatchPipeline:
             return
         slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
         taken: set[str] = set()
+        errors: dict[str, str] = {}
         if self.handback is not None and deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000:
             taken, errors = self.handback.send([Copy(message.message_id, message.body) for message in continuing])
-            if errors:
-                logger.warning("messages not handed back; they will be redelivered", extra={"errors": errors})
         for message in continuing:
             if message.message_id in taken:
                 report.handed_back += 1
-                fates[message.key] = ClaimStatus.COMPLETED
+                fates[message.key] = _ACKNOWLEDGED
+                published = claims[message.key].published + jobs[message.key].sent
+                logger.info(
+                    "message handed back to the queue",
+                    extra={**message.identity.fields(), "published": published},
+                )
             else:
-                report.failed_message_ids.append(message.message_id)
-                fates[message.key] = ClaimStatus.BUSY
+                job = jobs[message.key]
+                progress = (claims[message.key].published + job.sent, len(message.submission.events))
+                if message.message_id in errors:
+                    fate = _Fate(False, failure=Failure.HAND_BACK_FAILED, error=errors[message.message_id])
+                else:
+                    fate = _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
+                fates[message.key] = _fail(report, message, replace(fate, progress=progress))
 
-    def _settle_followers(
-        self, followers: Sequence[_Message], fates: Mapping[ClaimKey, ClaimStatus], report: BatchReport
-    ) -> None:
+    @staticmethod
+    def _settle_followers(followers: Sequence[_Message], fates: Mapping[ClaimKey, _Fate], report: BatchReport) -> None:
         """Exact copies of a submission inside the batch follow their first copy's fate."""
         for message in followers:
             fate = fates[message.key]
-            if fate is ClaimStatus.COMPLETED:
+            if fate.conflict:
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+            elif fate.acknowledged:
                 report.duplicates_suppressed += 1
-            elif fate is ClaimStatus.CONFLICT:
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", message.key[0])
             else:
-                report.failed_message_ids.append(message.message_id)
+                _fail(report, message, fate)
 
 
 def _claim_request(submission: Submission) -> ClaimRequest:
     return ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
 
 
-def _reject(
-    report: BatchReport, message_id: str, reason: Reason, detail: str, submission_id: str | None = None
-) -> None:
+def _reject(report: BatchReport, identity: MessageIdentity, reason: Reason, detail: str) -> None:
     report.rejected[reason.value] += 1
-    logger.warning(
-        "submission rejected",
-        extra={
-            "message_id": message_id,
-            "reason": reason.value,
-            "field": detail,
-            "submission_id": submission_id,
-        },
-    )
+    log_rejection(identity, reason, detail)
+
+
+def _fail(report: BatchReport, message: _Message, fate: _Fate) -> _Fate:
+    """Report ``message`` as a batch item failure and log why, once; return its fate for its copies."""
+    report.failed_message_ids.append(message.message_id)
+    assert fate.failure is not None
+    log_failure(message.identity, fate.failure, error=fate.error, progress=fate.progress)
+    return fate

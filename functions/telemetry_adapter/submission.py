@@ -167,6 +167,15 @@ _DETAILS_BUILDERS: dict[str, Callable[[dict[str, Any], Limits], str]] = {
 }
 
 
+def parsed_id(document: dict[str, Any], name: str) -> str | None:
+    """The normalised UUID in ``document[name]``, or None when it is missing or not a UUID: what the
+    log of a rejected submission can still name."""
+    try:
+        return _uuid(document, name)
+    except Rejected:
+        return None
+
+
 def _field(container: dict[str, Any], name: str) -> Any:
     try:
         return container[name]

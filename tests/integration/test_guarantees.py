@@ -470,7 +470,10 @@ def test_an_unexpected_decoder_error_fails_its_own_message_only(
     assert report.decoder_errors == 1
     assert_exactly_once_in_order(kinesis, valid)
     errors = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "message_id", None)]
-    assert [(r.message_id, r.error) for r in errors] == [(broken["messageId"], "RuntimeError")]  # type: ignore[attr-defined]
+    assert [(r.message_id, r.failure, r.last_error) for r in errors] == [  # type: ignore[attr-defined]
+        (broken["messageId"], "decoder_error", "RuntimeError")
+    ]
+    assert errors[0].exc_info is not None  # the traceback, for the fix
 
 
 # Fencing: only the lease holder acknowledges ---------------------------------------------------------------
