@@ -22,6 +22,7 @@ from typing import Any
 
 from chaos.config import ChaosConfig, FaultRates
 from chaos.harness import run_chaos
+from chaos.model_check import model_check_for_chaos
 from devkit.hostile import linear_cost_report
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fuzz-seconds", type=int, default=None, help="atheris time (default duration/5, 10-120)")
     parser.add_argument("--output", type=Path, default=Path("build/chaos.json"))
     parser.add_argument("--log", type=Path, default=Path("build/chaos.log"))
+    parser.add_argument("--model-examples", type=int, default=600, help="model-checker examples (default 600)")
     return parser.parse_args(argv)
 
 
@@ -95,9 +97,13 @@ def main(argv: list[str]) -> int:
 
         logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
         result = run_chaos(config)
+        result["model_check"] = model_check_for_chaos(args.model_examples)
     result["fuzz"] = finish_fuzzer(fuzzer, fuzz_seconds, build)
     if result["fuzz"]["crashed"]:
         result["broken"].append("fuzz")
+        result["ok"] = False
+    if not result["model_check"]["ok"]:
+        result["broken"].append("model_check")
         result["ok"] = False
     result["linear_cost"] = linear_cost_report()
     if not result["linear_cost"]["ok"]:
@@ -124,6 +130,7 @@ def summary(result: dict[str, Any]) -> str:
         f"faults: {faults}\n"
         f"invariants: {invariants}\n"
         f"fuzz: {fuzz['runs']} runs in {fuzz['seconds']} s, crashed={fuzz['crashed']}\n"
+        f"model check: {result['model_check'].get('steps', 0)} deliveries, ok={result['model_check']['ok']}\n"
         f"decoder cost linear in body size (timed against json.loads): {result['linear_cost']['ok']}\n"
         f"{verdict}"
     )

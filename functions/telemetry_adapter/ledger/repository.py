@@ -288,6 +288,10 @@ class Ledger:
         value = rows[0][0]
         return None if value is None else float(value)
 
+    def close(self) -> None:
+        """Close the connection (a new one is opened if the ledger is used again)."""
+        self._connections.discard()
+
     def statement_allowance(self, budget: Budget | None, *, connecting: bool) -> float:
         """Seconds the next statement may take, connecting first when ``connecting``: the statement
         timeout, or the budget when that is shorter. Raises BudgetExhausted when that is too little
