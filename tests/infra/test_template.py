@@ -167,11 +167,3 @@ def test_health_function_url_uses_iam_auth(synthesized: Synthesized) -> None:
     assert synthesized.resources["HealthFunction"]["Properties"]["Timeout"] == 9  # 2 x 2 s checks + 5 s
     assert "ReservedConcurrentExecutions" not in synthesized.resources["HealthFunction"]["Properties"]
     assert env["HEALTH_CHECK_TIMEOUT_MS"] == "2000"
-
-
-def test_sam_env_file_names_declared_variables(synthesized: Synthesized) -> None:
-    """`sam local invoke --env-vars` only overrides variables the template declares."""
-    overrides = json.loads((EVENTS_DIR / "env.json").read_text())
-    for logical_id, variables in overrides.items():
-        declared = synthesized.resources[logical_id]["Properties"]["Environment"]["Variables"]
-        assert set(variables) <= set(declared), (logical_id, set(variables) - set(declared))
