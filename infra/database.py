@@ -35,8 +35,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.lifecycle import kept_unless_dev
-from infra.naming import Names
 from infra.nag import acknowledge
+from infra.naming import Names
 from infra.settings import DeploySettings
 
 DATABASE_NAME = "telemetry"

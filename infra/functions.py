@@ -38,8 +38,8 @@ from infra.bundling import ARCHITECTURE, RUNTIME, asset_hash, lambda_code
 from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, ISOLATED, PORT, LedgerDatabase
 from infra.ingest import IngestQueues
 from infra.lifecycle import kept_unless_dev
-from infra.naming import Names
 from infra.nag import acknowledge
+from infra.naming import Names
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 from telemetry_adapter.ledger.migrations import available_migrations
 
@@ -357,9 +357,7 @@ class Functions(Construct):
         resource.node.add_dependency(database.instance, database.proxy)
         return resource
 
-    def _cleanup(
-        self, common_env: dict[str, str], database_env: dict[str, str]
-    ) -> tuple[sqs.Queue, lambda_.Function]:
+    def _cleanup(self, common_env: dict[str, str], database_env: dict[str, str]) -> tuple[sqs.Queue, lambda_.Function]:
         """Daily deletion of ledger rows older than the retention window; failed deliveries kept in a DLQ."""
         names = self._names
         function = self._function(

@@ -14,8 +14,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.naming import Names
 from infra.nag import acknowledge
+from infra.naming import Names
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 
 

@@ -266,7 +266,9 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
     settings = DeploySettings(
         stage=stage,
         local=local,
-        termination_protection=(not is_dev) if not given("terminationProtection") else _bool(raw, "terminationProtection"),
+        termination_protection=(not is_dev)
+        if not given("terminationProtection")
+        else _bool(raw, "terminationProtection"),
         batch_size=batch_size,
         max_batching_window_seconds=window,
         max_concurrency=_int(raw, "maxConcurrency", 2, 1_000),
@@ -295,7 +297,9 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         db_multi_az=_bool(raw, "dbMultiAz"),
         db_allocated_storage_gb=storage,
         db_max_allocated_storage_gb=max_storage,
-        db_deletion_protection=(not is_dev) if not given("dbDeletionProtection") else _bool(raw, "dbDeletionProtection"),
+        db_deletion_protection=(not is_dev)
+        if not given("dbDeletionProtection")
+        else _bool(raw, "dbDeletionProtection"),
         heartbeat_max_age_seconds=_int(raw, "heartbeatMaxAgeSeconds", 60, 86_400),
         health_check_timeout_ms=_int(raw, "healthCheckTimeoutMs", 100, 10_000),
         alarm_oldest_message_age_seconds=_int(raw, "alarmOldestMessageAgeSeconds", 60, 1_209_600),
@@ -341,7 +345,9 @@ def _receives(
         try:
             receives = receives_for_tolerance(tolerance, base, cap, SQS_MAX_RECEIVE_COUNT)
         except ValueError as error:
-            raise ContextError(f"outageToleranceHours ({tolerance_hours}): {error}; raise retryMaxDelaySeconds") from None
+            raise ContextError(
+                f"outageToleranceHours ({tolerance_hours}): {error}; raise retryMaxDelaySeconds"
+            ) from None
     longest = sum(nominal_delay_seconds(n, base, cap) for n in range(1, receives + 1))
     if longest >= queue_retention_days * 86_400:
         raise ContextError(

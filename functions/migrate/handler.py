@@ -156,7 +156,7 @@ def connect_with_retry(
         attempt += 1
         try:
             return connect()
-        except Exception as error:  # noqa: BLE001 - every failure of a fresh proxy is worth a retry
+        except Exception as error:
             left = deadline - clock()
             if left <= delay:
                 raise MigrationFailed(

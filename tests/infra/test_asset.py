@@ -12,7 +12,6 @@ import pytest
 
 from infra import bundling
 from infra.bundling import LOCK_FILE, PIP_PLATFORM, PYTHON_VERSION, REQUIREMENTS, bytecode_python
-
 from tests.infra.conftest import Synthesized
 
 PROBE = """
@@ -61,8 +60,10 @@ def test_asset_has_no_tests_and_no_host_bytecode(synthesized: Synthesized) -> No
 
 def test_asset_ships_unchecked_bytecode_for_the_lambda_runtime(synthesized: Synthesized) -> None:
     if bytecode_python() is None:
-        pytest.fail(f"no Python {PYTHON_VERSION} to compile the asset's bytecode: install one (pyenv or uv) or "
-                    "set LAMBDA_PYTHON to its path")
+        pytest.fail(
+            f"no Python {PYTHON_VERSION} to compile the asset's bytecode: install one (pyenv or uv) or "
+            "set LAMBDA_PYTHON to its path"
+        )
     folder = Path(asset_dir(synthesized))
     packages = ["processor", "health", "telemetry_adapter", "migrate", "cleanup", "boto3", "pg8000", "botocore"]
     checked = 0
@@ -89,7 +90,8 @@ def normalized(name: str) -> str:
 
 def test_lock_is_for_the_lambda_platform_and_covers_requirements() -> None:
     header = LOCK_FILE.read_text().splitlines()[0]
-    assert PYTHON_VERSION in header and PIP_PLATFORM in header
+    assert PYTHON_VERSION in header
+    assert PIP_PLATFORM in header
     pins = lock_pins()
     for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", REQUIREMENTS.read_text(), re.MULTILINE):
         assert pins.get(normalized(name)) == version, f"{name}=={version}: run `python -m infra.lock`"

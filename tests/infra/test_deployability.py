@@ -39,8 +39,10 @@ def port(value: Any, synthesized: Synthesized) -> Any:
 
 def security_group_rules(synthesized: Synthesized) -> list[tuple[Any, ...]]:
     rules = []
-    for kind, peer_key in (("AWS::EC2::SecurityGroupEgress", "DestinationSecurityGroupId"),
-                           ("AWS::EC2::SecurityGroupIngress", "SourceSecurityGroupId")):
+    for kind, peer_key in (
+        ("AWS::EC2::SecurityGroupEgress", "DestinationSecurityGroupId"),
+        ("AWS::EC2::SecurityGroupIngress", "SourceSecurityGroupId"),
+    ):
         for rule in synthesized.of_type(kind).values():
             props = rule["Properties"]
             peer = props.get(peer_key) or props.get("CidrIp") or props.get("CidrIpv6")
@@ -118,7 +120,8 @@ def test_migration_custom_resource_carries_what_a_rollback_needs(synthesized: Sy
     (migration,) = synthesized.of_type("Custom::LedgerMigrations").values()
     properties = migration["Properties"]
     function = next(
-        v for v in synthesized.of_type("AWS::Lambda::Function").values()
+        v
+        for v in synthesized.of_type("AWS::Lambda::Function").values()
         if v["Properties"].get("Handler") == "migrate.handler.on_event"
     )["Properties"]
     assert function["Environment"]["Variables"]["ASSET_HASH"] == properties["AssetHash"]
@@ -127,9 +130,10 @@ def test_migration_custom_resource_carries_what_a_rollback_needs(synthesized: Sy
 
 
 def test_proxy_reaches_secrets_manager_through_its_endpoint(synthesized: Synthesized) -> None:
-    (proxy_id, proxy), = synthesized.of_type("AWS::RDS::DBProxy").items()
+    (proxy,) = synthesized.of_type("AWS::RDS::DBProxy").values()
     endpoint_id = next(
-        k for k, v in synthesized.of_type("AWS::EC2::VPCEndpoint").items()
+        k
+        for k, v in synthesized.of_type("AWS::EC2::VPCEndpoint").items()
         if "secretsmanager" in json.dumps(v["Properties"]["ServiceName"])
     )
     assert endpoint_id in proxy["DependsOn"]
@@ -137,10 +141,14 @@ def test_proxy_reaches_secrets_manager_through_its_endpoint(synthesized: Synthes
     endpoint_groups = synthesized.resources[endpoint_id]["Properties"]["SecurityGroupIds"]
     egress = [r["Properties"] for r in synthesized.of_type("AWS::EC2::SecurityGroupEgress").values()]
     ingress = [r["Properties"] for r in synthesized.of_type("AWS::EC2::SecurityGroupIngress").values()]
-    assert any(r["GroupId"] == proxy_group and r["DestinationSecurityGroupId"] in endpoint_groups
-               and r["FromPort"] == 443 for r in egress)
-    assert any(r["GroupId"] in endpoint_groups and r.get("SourceSecurityGroupId") == proxy_group
-               and r["FromPort"] == 443 for r in ingress)
+    assert any(
+        r["GroupId"] == proxy_group and r["DestinationSecurityGroupId"] in endpoint_groups and r["FromPort"] == 443
+        for r in egress
+    )
+    assert any(
+        r["GroupId"] in endpoint_groups and r.get("SourceSecurityGroupId") == proxy_group and r["FromPort"] == 443
+        for r in ingress
+    )
 
 
 def test_proxy_borrow_timeout_is_below_the_statement_timeout(synthesized: Synthesized) -> None:
@@ -187,7 +195,8 @@ def test_alarm_topic_subscription(assembly: Assembly) -> None:
 
 def test_default_runbook_url_outside_dev_is_a_synth_warning(assembly: Assembly) -> None:
     warned = [
-        name for name, v in assembly.variants.items()
+        name
+        for name, v in assembly.variants.items()
         if any("runbookUrl" in str(entry.data) for entry in v.stack.node.metadata if entry.type == "aws:cdk:warning")
     ]
     assert warned == ["provisioned-stream", "no-tracing", "no-insights", "local"]
@@ -197,8 +206,11 @@ def test_functions_that_use_the_ledger_wait_for_the_migration(variant: Synthesiz
     (migration_id,) = variant.of_type("Custom::LedgerMigrations")
     functions = variant.of_type("AWS::Lambda::Function")
     by_handler = {v["Properties"].get("Handler"): v for v in functions.values()}
-    for handler in ("processor.handler.lambda_handler", "health.handler.lambda_handler",
-                    "cleanup.handler.lambda_handler"):
+    for handler in (
+        "processor.handler.lambda_handler",
+        "health.handler.lambda_handler",
+        "cleanup.handler.lambda_handler",
+    ):
         assert migration_id in by_handler[handler].get("DependsOn", []), handler
     (mapping,) = variant.of_type("AWS::Lambda::EventSourceMapping").values()
     assert migration_id in mapping["DependsOn"]

@@ -82,7 +82,8 @@ def test_newer_code_answering_for_older_code_is_a_rollback() -> None:
 
 def test_a_lower_schema_version_is_a_rollback() -> None:
     reason = rollback_reason(update(OWN_HASH, "1", old_asset=OLD_HASH, old_schema="2"), OWN_HASH)
-    assert reason is not None and "schema version 1 replaces 2" in reason
+    assert reason is not None
+    assert "schema version 1 replaces 2" in reason
 
 
 def test_forward_updates_and_creates_migrate() -> None:
@@ -148,7 +149,7 @@ def test_session_gets_its_own_statement_and_lock_timeouts(database_url: str, app
                 seen["lock_timeout"] = original("SHOW lock_timeout")[0][0]
             return original(sql, **params)
 
-        connection.run = run  # type: ignore[method-assign]
+        connection.run = run
         return connection
 
     migrate(connect, app_user=app_user, password="pw", deadline=60, timeouts=FAST)

@@ -73,9 +73,7 @@ def test_template_resolves_function_handler_and_asset(local_template: Synthesize
 
 
 @pytest.mark.parametrize("name", list(ENV_FILES))
-def test_env_files_override_only_declared_variables_and_match_make_run(
-    local_template: Synthesized, name: str
-) -> None:
+def test_env_files_override_only_declared_variables_and_match_make_run(local_template: Synthesized, name: str) -> None:
     """SAM only overrides variables the template declares; the values point at `make run --fixed-ports`."""
     host = ENV_FILES[name]
     for logical_id, variables in env_file(name).items():

@@ -166,8 +166,9 @@ def test_margin_is_checked_with_the_processors_own_rule() -> None:
 
 def test_proxy_borrow_timeout_stays_below_the_statement_timeout() -> None:
     for statement_ms in (2_000, 2_500, 5_000, 60_000):
-        settings = load_settings({"ledgerStatementTimeoutMs": statement_ms, "timeBudgetMarginMs": 600_000,
-                                  "functionTimeoutSeconds": 900})
+        settings = load_settings(
+            {"ledgerStatementTimeoutMs": statement_ms, "timeBudgetMarginMs": 600_000, "functionTimeoutSeconds": 900}
+        )
         assert 1 <= settings.proxy_borrow_timeout_seconds * 1000 < statement_ms
 
 

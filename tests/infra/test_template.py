@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from tests.infra.conftest import EVENTS_DIR, Synthesized
+from tests.infra.conftest import Synthesized
 
 
 def only(resources: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +29,10 @@ def test_queues_encrypted_tls_only_with_redrive(synthesized: Synthesized) -> Non
     assert main["VisibilityTimeout"] == 360
     assert dlq["MessageRetentionPeriod"] == 14 * 86_400
     receives = synthesized.stack.queues.queue.dead_letter_queue.max_receive_count  # type: ignore[union-attr]
-    assert main["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": receives}
+    assert main["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": receives,
+    }
     assert receives > 5  # derived from the outage tolerance
     policies = synthesized.of_type("AWS::SQS::QueuePolicy")
     assert len(policies) == 3  # the queue, its DLQ, the clean-up schedule's DLQ
