@@ -9,6 +9,7 @@ import pytest
 from infra.settings import DEFAULT_RUNBOOK_URL, DEFAULTS, ContextError, load_settings
 from telemetry_adapter.retry_schedule import guaranteed_wait_seconds
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem
+from tests.infra.conftest import ROOT
 
 PAGED = {"alarmEmail": "ops@example.com"}
 
@@ -231,3 +232,11 @@ def test_bad_values_are_rejected_with_the_key_named(context: dict[str, Any], mes
 
 def test_every_default_is_valid() -> None:
     load_settings(DEFAULTS)
+
+
+def test_every_context_value_is_documented_with_its_default() -> None:
+    """The deploy docs list every key; they live in docs/deploy.md once the docs site has it."""
+    page = ROOT / "docs" / "deploy.md"
+    documented = (page if page.exists() else ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [key for key in DEFAULTS if f"| `{key}` |" not in documented]
+    assert missing == []
