@@ -21,7 +21,7 @@ def _ensure_cdk_importable() -> None:
     try:
         import aws_cdk  # noqa: F401
     except ModuleNotFoundError:
-        if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
+        if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve():
             os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])  # noqa: S606 - the project's own venv
         sys.exit("aws-cdk-lib is not installed: run `make synth` once (it creates .venv), then `cdk synth` works")
 
