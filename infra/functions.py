@@ -62,7 +62,8 @@ _MANAGED_POLICY_REASON = (
     "Lambda Insights). Its actions have no resource-level permissions, so a policy of our own would be no "
     "narrower."
 )
-_BASE_POLICIES = ("service-role/AWSLambdaBasicExecutionRole", "service-role/AWSLambdaVPCAccessExecutionRole")
+_BASIC_POLICY = "service-role/AWSLambdaBasicExecutionRole"
+_BASE_POLICIES = (_BASIC_POLICY, "service-role/AWSLambdaVPCAccessExecutionRole")
 _XRAY_POLICY = "AWSXRayDaemonWriteAccess"
 _INSIGHTS_POLICY = "CloudWatchLambdaInsightsExecutionRolePolicy"
 
@@ -328,7 +329,7 @@ class Functions(Construct):
                 removal_policy=kept_unless_dev(self._settings),
             ),
         )
-        _acknowledge_managed_policies(provider, _BASE_POLICIES)
+        _acknowledge_managed_policies(provider, (_BASIC_POLICY,))  # its function is outside the VPC
         acknowledge(
             provider,
             (

@@ -189,8 +189,9 @@ def migrate(
     """Connect (with retries), set the session's timeouts, and set up the database; retry lock timeouts."""
     connection = connect_with_retry(connect, deadline=deadline, timeouts=timeouts, clock=clock, sleep=sleep)
     try:
-        connection.run(f"SET statement_timeout = {int(timeouts.statement_timeout_ms)}")
-        connection.run(f"SET lock_timeout = {int(timeouts.lock_timeout_ms)}")
+        # Session settings through set_config, so the SQL stays constant and the values are parameters.
+        connection.run("SELECT set_config('statement_timeout', :ms, false)", ms=f"{timeouts.statement_timeout_ms}ms")
+        connection.run("SELECT set_config('lock_timeout', :ms, false)", ms=f"{timeouts.lock_timeout_ms}ms")
         delay = timeouts.first_backoff_seconds
         for attempt in range(1, timeouts.lock_attempts + 1):
             try:

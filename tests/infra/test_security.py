@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_iam as iam
 
 from tests.infra.conftest import Assembly, Synthesized
 
@@ -94,20 +94,24 @@ def test_cdk_nag_acknowledgments_say_what_risk_is_accepted(variant: Synthesized)
 
 
 def test_managed_policy_acknowledgments_only_for_attached_policies(variant: Synthesized) -> None:
-    """An IAM4 acknowledgment on a function names a managed policy its role really carries."""
+    """An IAM4 acknowledgment names a managed policy that a role under the acknowledged construct carries."""
     checked = 0
     for node in variant.stack.node.find_all():
-        if not isinstance(node, lambda_.Function):
+        rules = [
+            rule
+            for entry in node.node.metadata
+            if entry.type == "aws:cdk:acknowledged-rules"
+            for rule in entry.data
+            if "AwsSolutions-IAM4[" in rule
+        ]
+        if not rules:
             continue
-        attached = json.dumps(variant.stack.resolve(node.role.node.default_child.managed_policy_arns))  # type: ignore[union-attr]
-        for entry in node.node.metadata:
-            if entry.type != "aws:cdk:acknowledged-rules":
-                continue
-            for rule in entry.data:
-                if "AwsSolutions-IAM4[" in rule:
-                    assert rule.split("policy/", 1)[1].rstrip("]") in attached, (node.node.path, rule)
-                    checked += 1
-    assert checked >= 8
+        roles = [child for child in node.node.find_all() if isinstance(child, iam.Role)]
+        attached = json.dumps([variant.stack.resolve(role.node.default_child.managed_policy_arns) for role in roles])  # type: ignore[union-attr]
+        for rule in rules:
+            assert rule.split("policy/", 1)[1].rstrip("]") in attached, (node.node.path, rule)
+            checked += 1
+    assert checked >= 9
 
 
 def test_cfn_lint_passes_on_every_variant(assembly: Assembly) -> None:
