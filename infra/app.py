@@ -9,7 +9,7 @@ import aws_cdk as cdk
 
 from infra.nag import add_checks
 from infra.naming import Names
-from infra.settings import ContextError, load_settings
+from infra.settings import load_settings
 from infra.stack import TelemetryAdapterStack
 
 
@@ -22,11 +22,7 @@ def add_stack(
     so ``make synth`` works offline with no AWS account.
     """
     settings = load_settings(context)
-    lookup = context.get if isinstance(context, Mapping) else context
-    account, region = lookup("account"), lookup("region")
-    if (account is None) != (region is None):
-        raise ContextError("set both account and region context values, or neither")
-    env = cdk.Environment(account=str(account), region=str(region)) if account else None
+    env = cdk.Environment(account=settings.account, region=settings.region) if settings.account else None
     stack = TelemetryAdapterStack(app, construct_id or Names(settings.stage).stack, settings=settings, env=env)
     for warning in settings.warnings:
         cdk.Annotations.of(stack).add_warning_v2("telemetry-adapter:context", warning)

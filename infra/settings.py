@@ -38,7 +38,7 @@ DEFAULT_RUNBOOK_URL = "http://127.0.0.1:8000/runbook/"
 """Where ``mkdocs serve`` publishes the runbook page on the operator's own machine."""
 SQS_MAX_RECEIVE_COUNT = 1_000
 
-# Context keys (documented in the deploy docs), with their defaults. ``None`` means "derived from
+# Context keys (documented in docs/configuration.md), with their defaults. ``None`` means "derived from
 # other values" or "not set"; the derivation is in load_settings.
 DEFAULTS: dict[str, Any] = {
     "stage": DEV_STAGE,
@@ -83,12 +83,16 @@ DEFAULTS: dict[str, Any] = {
     "alarmLedgerFailuresThreshold": 1,
     "alarmFreeStorageGb": 2,
     "alarmCpuCreditBalance": 20,
+    "account": None,  # with region: pin the stack to one environment
+    "region": None,
 }
 
 _STAGE = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,19}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _INSTANCE_CLASS = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _URL = re.compile(r"https?://[^\s#]+")
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -142,6 +146,8 @@ class DeploySettings:
     alarm_ledger_failures_threshold: int
     alarm_free_storage_gb: int
     alarm_cpu_credit_balance: int
+    account: str | None
+    region: str | None
     warnings: tuple[str, ...] = ()
     """Synth-time warnings (a setting that is allowed but probably not meant); not a context key."""
 
@@ -263,6 +269,14 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
     if free_storage >= storage:
         raise ContextError(f"alarmFreeStorageGb ({free_storage}) must be below dbAllocatedStorageGb ({storage})")
 
+    account, region = raw("account"), raw("region")
+    if (account is None) != (region is None):
+        raise ContextError("set both account and region context values, or neither")
+    if account is not None and not _ACCOUNT.fullmatch(str(account)):
+        raise ContextError(f"account must be a 12-digit AWS account id, got {account!r}")
+    if region is not None and not _REGION.fullmatch(str(region)):
+        raise ContextError(f"region must be an AWS region name such as eu-west-1, got {region!r}")
+
     settings = DeploySettings(
         stage=stage,
         local=local,
@@ -310,6 +324,8 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         alarm_ledger_failures_threshold=_int(raw, "alarmLedgerFailuresThreshold", 1, 1_000_000),
         alarm_free_storage_gb=free_storage,
         alarm_cpu_credit_balance=_int(raw, "alarmCpuCreditBalance", 1, 10_000),
+        account=None if account is None else str(account),
+        region=None if region is None else str(region),
         warnings=tuple(warnings),
     )
     if len(fields(settings)) - 1 != len(DEFAULTS):  # every documented key has exactly one attribute
