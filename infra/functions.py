@@ -36,7 +36,7 @@ from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME, asset_hash, lambda_code
 from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, ISOLATED, PORT, LedgerDatabase
-from infra.ingest import IngestQueues
+from infra.ingest import IngestQueues, encrypted_queue
 from infra.lifecycle import kept_unless_dev
 from infra.nag import acknowledge
 from infra.naming import Names
@@ -375,12 +375,10 @@ class Functions(Construct):
             },
         )
         self._database.grant_connect(function, APP_USER)
-        undelivered = sqs.Queue(
+        undelivered = encrypted_queue(
             self,
             "CleanupDeadLetterQueue",
-            queue_name=names.resource("cleanup-dlq"),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            name=names.resource("cleanup-dlq"),
             retention_period=Duration.days(DLQ_RETENTION_DAYS),
         )
         acknowledge(

@@ -14,7 +14,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from aws_cdk.assertions import Template
 from infra.app import add_stack
 from infra.nag import findings
 from infra.stack import TelemetryAdapterStack
+from telemetry_adapter.ledger.connection import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -135,3 +137,17 @@ def synthesized(assembly: Assembly) -> Synthesized:
 def variant(request: pytest.FixtureRequest, assembly: Assembly) -> Synthesized:
     """Each supported context variant in turn (synthesized once per session)."""
     return assembly.variants[request.param]
+
+
+@pytest.fixture
+def app_user(database_url: str) -> Iterator[str]:
+    """A database role name unique to this test (roles are server-wide), dropped afterwards."""
+    name = f"ta_app_{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        if connection.run("SELECT 1 FROM pg_roles WHERE rolname = :n", n=name):
+            connection.run(f'DROP OWNED BY "{name}"')
+            connection.run(f'DROP ROLE "{name}"')
+    finally:
+        connection.close()

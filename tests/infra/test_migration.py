@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pg8000.native
@@ -58,19 +56,6 @@ def update(asset: str, schema: str, old_asset: str = OLD_HASH, old_schema: str =
         "ResourceProperties": {"AssetHash": asset, "SchemaVersion": schema},
         "OldResourceProperties": {"AssetHash": old_asset, "SchemaVersion": old_schema},
     }
-
-
-@pytest.fixture
-def app_user(database_url: str) -> Iterator[str]:
-    name = f"ta_mig_{uuid.uuid4().hex[:8]}"
-    yield name
-    connection = DatabaseSettings.from_url(database_url).connect()
-    try:
-        if connection.run("SELECT 1 FROM pg_roles WHERE rolname = :n", n=name):
-            connection.run(f'DROP OWNED BY "{name}"')
-            connection.run(f'DROP ROLE "{name}"')
-    finally:
-        connection.close()
 
 
 # --- rollback recognition --------------------------------------------------------------------------
@@ -135,6 +120,19 @@ def test_first_connection_gives_up_at_the_deadline() -> None:
 # --- its own timeouts, and locks held elsewhere ----------------------------------------------------
 
 
+def migrate_counted(database_url: str, app_user: str, clock: FakeClock) -> list[int]:
+    """The migration against the test database, sleeping on the fake clock."""
+    return migrate(
+        DatabaseSettings.from_url(database_url).connect,
+        app_user=app_user,
+        password="pw",
+        deadline=60,
+        timeouts=FAST,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
 def test_session_gets_its_own_statement_and_lock_timeouts(database_url: str, app_user: str) -> None:
     seen: dict[str, str] = {}
     settings = DatabaseSettings.from_url(database_url)
@@ -172,15 +170,7 @@ def test_a_lock_held_elsewhere_is_waited_out_with_retries(database_url: str, app
 
     clock.on_sleep = release
     try:
-        migrate(
-            DatabaseSettings.from_url(database_url).connect,
-            app_user=app_user,
-            password="pw",
-            deadline=60,
-            timeouts=FAST,
-            clock=clock,
-            sleep=clock.sleep,
-        )
+        migrate_counted(database_url, app_user, clock)
     finally:
         release()
         holder.close()
@@ -200,15 +190,7 @@ def test_a_lock_that_is_never_released_fails_after_the_attempts(database_url: st
     clock = FakeClock()
     try:
         with pytest.raises(pg8000.native.DatabaseError) as raised:
-            migrate(
-                DatabaseSettings.from_url(database_url).connect,
-                app_user=app_user,
-                password="pw",
-                deadline=60,
-                timeouts=FAST,
-                clock=clock,
-                sleep=clock.sleep,
-            )
+            migrate_counted(database_url, app_user, clock)
     finally:
         holder.close()
     assert raised.value.args[0]["C"] == "55P03"
