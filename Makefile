@@ -8,7 +8,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 READY := $(VENV)/.project-on-path
-ARGS ?=
+# Only from the command line (make run ARGS='...'): an ARGS exported for something else is ignored.
+ARGS :=
 
 .PHONY: help test lint migrate clean
 

@@ -111,16 +111,31 @@ def test_a_tool_that_runs_to_the_end_leaves_no_server(tool: str, tmp: Path) -> N
         assert "violations so far 0" in log.read_text()
 
 
+@pytest.mark.timeout(300)
+def test_a_tool_that_fails_leaves_no_server(tmp: Path) -> None:
+    broken = tmp / "broken-event.json"
+    broken.write_text('{"Records": "not a list of records"}')
+    log = tmp / "tool.log"
+    process = start(make(tmp, "invoke", f"EVENT={broken}"), tmp, log)
+    assert finish(process, log) != 0, "the handler failed on that event"
+    assert "errorType" in log.read_text()
+    assert_nothing_left(tmp)
+
+
 INTERRUPTIBLE = {
     "run": [PYTHON, "-m", "local_stack"],
     "chaos": [PYTHON, "-m", "chaos", "--duration", "600", "--fuzz-seconds", "600"],
+    "test": [PYTHON, "-m", "pytest", LEDGER_TESTS, "-q", "-p", "no:cacheprovider"],
 }
 INTERRUPTIONS = [
     ("run", signal.SIGINT),
     ("run", signal.SIGTERM),
     ("chaos", signal.SIGINT),
     ("chaos", signal.SIGTERM),
+    ("test", signal.SIGINT),
 ]
+KILLS = [("run", signal.SIGKILL), ("test", signal.SIGKILL), ("test", signal.SIGTERM)]
+"""Ways out the tool cannot act on: SIGKILL, and SIGTERM for pytest, which does not handle it."""
 
 
 def started_with_server(command: list[str], tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -148,16 +163,12 @@ def test_an_interrupted_tool_stops_its_server_before_it_exits(tool: str, signum:
         assert document["interrupted"] is True
 
 
-@pytest.mark.parametrize(
-    "command",
-    [[PYTHON, "-m", "local_stack"], [PYTHON, "-m", "pytest", LEDGER_TESTS, "-q", "-p", "no:cacheprovider"]],
-    ids=["run", "test"],
-)
+@pytest.mark.parametrize(("tool", "signum"), KILLS, ids=[f"{t}-{s.name}" for t, s in KILLS])
 @pytest.mark.timeout(300)
-def test_a_killed_tool_does_not_leave_its_server_running(command: list[str], tmp: Path) -> None:
-    process, _ = started_with_server(command, tmp)
-    process.kill()
-    process.wait()
+def test_a_killed_tool_does_not_leave_its_server_running(tool: str, signum: signal.Signals, tmp: Path) -> None:
+    process, _ = started_with_server(INTERRUPTIBLE[tool], tmp)
+    interrupt(process, signum)
+    process.wait(EXIT_SECONDS)
     assert wait_until(lambda: not processes_of(tmp) and not data_directories(tmp), WATCHDOG_SECONDS), (
         describe(processes_of(tmp)),
         data_directories(tmp),
