@@ -11,7 +11,7 @@ READY := $(VENV)/.project-on-path
 # Only from the command line (make run ARGS='...'): an ARGS exported for something else is ignored.
 ARGS :=
 
-.PHONY: help test lint migrate clean
+.PHONY: help test lint migrate clean docs docs-serve
 
 ## help: list the targets (the default goal); flags for any target go in ARGS='...'
 help:
@@ -44,6 +44,14 @@ lint: $(READY)
 ## migrate: apply the ledger's SQL migrations to the database DATABASE_URL (or DB_*) names
 migrate: $(READY)
 	$(PY) -m telemetry_adapter.ledger.migrate
+
+## docs: build the documentation site into build/site (strict: a broken link or anchor fails)
+docs: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict $(ARGS)
+
+## docs-serve: preview the documentation site on http://127.0.0.1:8000, reloading on change
+docs-serve: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000 $(ARGS)
 
 ## clean: delete .venv and every build output
 clean:
