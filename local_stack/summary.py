@@ -124,8 +124,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1]))
     lines = [
         f"summary ({summary['mode']} run, {summary['duration_s']} s): {verdict}",
-        f"  submissions  sent {_n(summary['submissions_sent'])}, received {_n(summary['submissions_received'])},"
-        f" acknowledged {_n(summary['submissions_acknowledged'])}",
+        f"  submissions  sent {_n(summary['submissions_sent'])}{{kinds}},"
+        f" received {_n(summary['submissions_received'])}, acknowledged {_n(summary['submissions_acknowledged'])}",
         f"  events       published {_n(summary['events_published'])}",
         f"  rejected     {_n(sum(rejected.values()))}" + (f": {reasons}" if reasons else ""),
         f"  duplicates   suppressed {_n(summary['duplicates_suppressed'])}",
@@ -138,9 +138,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["mode"] == "local":
         kinds = summary["submissions_sent_by_kind"]
         latency = summary.get("latency_ms") or {}
-        lines[1] += (
+        lines[1] = lines[1].replace(
+            "{kinds}",
             f" (valid {_n(kinds['valid'])}, defective {_n(kinds['defective'])}, hostile {_n(kinds['hostile'])},"
-            f" re-sent {_n(kinds['re_sent_duplicates'])})"
+            f" re-sent {_n(kinds['re_sent_duplicates'])})",
         )
         lines[2] += f", read back {_n(summary['events_read'])} (re-sent copies {_n(summary['duplicate_records_read'])})"
         lines[5] += "" if summary["drained"] else " (not drained before the drain timeout)"
@@ -154,4 +155,4 @@ def format_summary(summary: dict[str, Any]) -> str:
             f" p99 {_n(latency.get('p99'))} ms over {_n(latency.get('count'))} submissions"
         )
     lines.append(f"  health       {summary['health']}")
-    return "\n".join(lines)
+    return "\n".join(lines).replace("{kinds}", "")
