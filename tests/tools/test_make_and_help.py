@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,7 @@ def makefile_targets() -> set[str]:
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    env = tool_environment(ROOT / "build")
+    env = tool_environment(Path(tempfile.gettempdir()))
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
