@@ -21,10 +21,13 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from local_stack.environment import DLQ_NAME, QUEUE_NAME, STREAM_NAME
+from local_stack.options import FIXED_AWS_PORT, FIXED_DB_PORT
 from tests.infra.conftest import EVENTS_DIR, Assembly, Synthesized
 
 # What `make run ARGS='--fixed-ports'` exposes on loopback (the env files are written for it).
-FIXED = {"aws": "127.0.0.1:4566", "postgres": "127.0.0.1:15432"}
+FIXED = {"aws": f"127.0.0.1:{FIXED_AWS_PORT}", "postgres": f"127.0.0.1:{FIXED_DB_PORT}"}
+MOTO_ACCOUNT = "123456789012"
 ENV_FILES = {"env.json": "127.0.0.1", "env.docker-desktop.json": "host.docker.internal"}
 REGION = "us-east-1"
 
@@ -79,10 +82,12 @@ def test_env_files_override_only_declared_variables_and_match_make_run(local_tem
     for logical_id, variables in env_file(name).items():
         declared = local_template.resources[logical_id]["Properties"]["Environment"]["Variables"]
         assert set(variables) <= set(declared), (logical_id, set(variables) - set(declared))
-        assert variables["DATABASE_URL"] == f"postgresql://postgres@{host}:15432/postgres"
-        assert variables["AWS_ENDPOINT_URL"] == f"http://{host}:4566"
-        assert variables["STREAM_NAME"] == "events"
-        assert variables["QUEUE_URL"] == f"http://{host}:4566/123456789012/submissions"
+        assert variables["DATABASE_URL"] == f"postgresql://postgres@{host}:{FIXED_DB_PORT}/postgres"
+        assert variables["AWS_ENDPOINT_URL"] == f"http://{host}:{FIXED_AWS_PORT}"
+        assert variables["STREAM_NAME"] == STREAM_NAME
+        assert variables["QUEUE_URL"] == f"http://{host}:{FIXED_AWS_PORT}/{MOTO_ACCOUNT}/{QUEUE_NAME}"
+        if "DLQ_URL" in variables:
+            assert variables["DLQ_URL"] == f"http://{host}:{FIXED_AWS_PORT}/{MOTO_ACCOUNT}/{DLQ_NAME}"
     assert {"DATABASE_URL", "AWS_ENDPOINT_URL", "STREAM_NAME", "QUEUE_URL"} <= set(env_file(name)["ProcessorFunction"])
 
 
