@@ -58,7 +58,7 @@ clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
 
 # --- infrastructure ---
-.PHONY: synth deploy diff bundle cdk-cli
+.PHONY: synth deploy diff bundle lock cdk-cli
 CDK := node_modules/.bin/cdk
 synth deploy diff bundle: export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -68,9 +68,13 @@ $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-## bundle: pip-install requirements.txt for Lambda arm64 into the cache (synth does it on demand)
+## bundle: install requirements-lambda.lock for Lambda arm64 into the cache (synth does it on demand)
 bundle: $(READY)
 	$(PY) -c "from infra.bundling import dependencies_dir; print(dependencies_dir())"
+
+## lock: re-lock the Lambda asset's dependencies (requirements.txt -> requirements-lambda.lock, with hashes)
+lock: $(READY)
+	$(PY) -m infra.lock $(ARGS)
 
 ## synth: synthesize the stack into cdk.out/ (offline, no AWS account); ARGS: cdk's, e.g. '-c stage=prod'
 synth: $(READY) $(CDK)
