@@ -240,10 +240,13 @@ class EmbeddedPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         # Output to a file, not a pipe: the server that pg_ctl starts inherits it and would keep a pipe open.
+        # A session of its own: a Ctrl-C at the terminal reaches the tool, which decides when the server
+        # stops, not initdb, pg_ctl or the postmaster halfway through starting.
         with tempfile.TemporaryFile() as output:
             result = subprocess.run(  # noqa: S603 - our own binaries
                 [str(self._bin / program), *args],
                 **postgres_watchdog.run_as(self._user),
+                start_new_session=True,
                 cwd=self.pgdata,  # a folder the server's user can enter
                 stdin=subprocess.DEVNULL,
                 stdout=output,
