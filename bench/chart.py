@@ -1,5 +1,6 @@
-"""The README chart: time per message against batch size, handler against floor and naive, one panel
-per network mode (loopback, and the modelled network when it ran) on a shared scale."""
+"""The benchmark chart (docs/bench.png): time per message against batch size, handler against floor
+and naive, one panel per network mode (loopback, and the modelled network when it ran) on a shared
+scale."""
 
 from __future__ import annotations
 

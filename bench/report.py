@@ -213,7 +213,7 @@ _VERDICT = {True: "PASS", False: "FAIL", None: "not measured"}
 
 
 def render(results: Results, found: list[Check], modelled: Modelled | None = None) -> str:
-    """The Markdown tables printed at the end of a run (and pasted into the README)."""
+    """The Markdown tables printed at the end of a run (and pasted into docs/benchmarks.md)."""
     if modelled is None:
         lines = size_table(results)
         lines += ["", "| figure | measured | target | pass |", "| --- | ---: | --- | --- |"]

@@ -586,14 +586,29 @@ def examples_from_env(default: int) -> int:
 __all__ = ["PipelineMachine", "Violation", "build_pool", "examples_from_env", "run_model_check"]
 
 
-def model_check_for_chaos(examples: int) -> dict[str, Any]:
-    """``make chaos``'s run of the checker: ``examples`` new examples on a fresh database; the figures,
-    or the violation hypothesis found (shrunk), for ``build/chaos.json``."""
+def model_check_for_chaos(
+    examples: int,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> dict[str, Any]:
+    """``make chaos``'s run of the checker: ``examples`` new examples on a fresh database, in chunks of
+    ``_CHUNK`` so a stop request is honoured within one chunk and progress is reported after each; the
+    figures, or the violation hypothesis found (shrunk), for ``build/chaos.json``."""
     from devkit.postgres import provisioned_database
 
+    done = steps = 0
+    happened = Counter[str]()
     with provisioned_database() as url:
-        try:
-            result = run_model_check(url, examples=examples)
-        except Exception as error:  # a violation (or a crash of the checker): reported, not raised
-            return {"ok": False, "examples": examples, "violation": f"{type(error).__name__}: {error}"[:20_000]}
-    return {"ok": True, "examples": result.examples, "steps": result.steps, "happened": result.happened}
+        while done < examples and not should_stop():
+            try:
+                result = run_model_check(url, examples=min(_CHUNK, examples - done))
+            except Exception as error:  # a violation (or a crash of the checker): reported, not raised
+                return {"ok": False, "examples": done, "violation": f"{type(error).__name__}: {error}"[:20_000]}
+            done, steps = done + result.examples, steps + result.steps
+            happened.update(result.happened)
+            progress(f"model check: {done} of {examples} examples, {steps} deliveries, no violation")
+    return {"ok": True, "examples": done, "steps": steps, "happened": dict(sorted(happened.items()))}
+
+
+_CHUNK = 50
