@@ -28,7 +28,7 @@ from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import logger, metrics
-from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, RESPONSE_SLACK_MS
+from telemetry_adapter.time_budget import RESPONSE_SLACK_MS
 
 DEFAULT_RETENTION_DAYS = 14
 DEFAULT_CHUNK_ROWS = 10_000
@@ -44,8 +44,9 @@ class CleanupSettings:
     """``LEDGER_RETENTION_DAYS``: 1 to 3650."""
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     """``CLEANUP_CHUNK_ROWS``: rows per DELETE statement, 100 to 1,000,000."""
-    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
-    """``LEDGER_STATEMENT_TIMEOUT_MS``: the longest wait for one chunk, 200 to 60,000."""
+    statement_timeout_ms: int = 10_000
+    """``CLEANUP_STATEMENT_TIMEOUT_MS``: the longest wait for one chunk, 1,000 to 60,000. A chunk of the
+    default size takes a fraction of a second; the rest is room for a busy database."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CleanupSettings:
@@ -54,7 +55,9 @@ class CleanupSettings:
         return cls(
             retention_days=env_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
             chunk_rows=env_int(source, "CLEANUP_CHUNK_ROWS", cls.chunk_rows, 100, 1_000_000),
-            statement_timeout_ms=env_int(source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, 200, 60_000),
+            statement_timeout_ms=env_int(
+                source, "CLEANUP_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, 1_000, 60_000
+            ),
         )
 
 

@@ -34,7 +34,8 @@ class Limits:
     max_events: int = 10_000
     """Most events in one submission (``MAX_EVENTS_PER_SUBMISSION``)."""
     max_cmdl_chars: int = 32 * KIB
-    """Longest ``cmdl`` in characters (``MAX_CMDL_CHARS``)."""
+    """Longest ``cmdl`` in characters (``MAX_CMDL_CHARS``). With ``max_string_chars`` it must keep the
+    largest possible record within Kinesis' 1 MiB (checked at start-up)."""
     max_string_chars: int = KIB
     """Longest other string field in characters (``MAX_STRING_CHARS``)."""
     max_depth: int = 32
@@ -100,8 +101,8 @@ class Settings:
         limits = Limits(
             max_body_bytes=env_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
             max_events=env_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
-            max_cmdl_chars=env_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, MIB),
-            max_string_chars=env_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, MIB),
+            max_cmdl_chars=env_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, 250_000),
+            max_string_chars=env_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, 200_000),
             max_depth=env_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
         )
         publish = PublishSettings(
@@ -128,7 +129,10 @@ class Settings:
         if check_time_budget:
             problem = margin_problem(publish.safety_margin_ms, settings.statement_timeout_ms)
             if problem is not None:
-                raise ConfigurationError(f"TIME_BUDGET_MARGIN_MS is too small: {problem}")
+                raise ConfigurationError(
+                    f"TIME_BUDGET_MARGIN_MS is too small for LEDGER_STATEMENT_TIMEOUT_MS="
+                    f"{settings.statement_timeout_ms}: {problem}"
+                )
         return settings
 
 

@@ -79,7 +79,7 @@ def test_a_large_backlog_goes_in_bounded_chunks(clean_database: str) -> None:
 
 def test_the_deadline_stops_the_run_between_chunks(clean_database: str) -> None:
     """Each chunk takes 10 s of the virtual clock; a chunk starts only while one whole statement and
-    the answer fit (5 s + 1 s): with 35 s, three chunks run, and the next run goes on from there."""
+    the answer fit (here 5 s + 1 s): with 35 s, three chunks run, and the next run goes on from there."""
     backlog = with_backlog(clean_database, 4 * CHUNK)
     clock = VirtualClock()
     ledger = Ledger(
@@ -123,6 +123,6 @@ def test_the_scheduled_function_reads_its_settings_and_the_context_deadline(
     result = lambda_handler({"source": "aws.events"}, LambdaContext(timeout_ms=300_000))
     assert result == {"deleted": 250, "chunks": 3, "complete": True, "retention_days": 14}
     assert '"CleanupRowsDeleted":[250.0]' in capsys.readouterr().out.replace(" ", "")  # EMF flushed
-    monkeypatch.setenv("CLEANUP_CHUNK_ROWS", "5")
+    monkeypatch.setenv("CLEANUP_CHUNK_ROWS", "5")  # below the least accepted
     with pytest.raises(ConfigurationError, match="CLEANUP_CHUNK_ROWS"):
         lambda_handler({}, LambdaContext())

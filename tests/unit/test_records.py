@@ -115,10 +115,11 @@ def test_schema_allows_additive_evolution_within_a_version() -> None:
 
 def test_limits_that_allow_a_record_kinesis_would_refuse_fail_at_start_up() -> None:
     assert worst_case_record_bytes(Limits()) <= MAX_RECORD_BYTES
-    with pytest.raises(ConfigurationError, match="MAX_CMDL_CHARS"):
-        Settings.from_env({"STREAM_NAME": "s", "MAX_CMDL_CHARS": "300000"})
+    long_strings = {"STREAM_NAME": "s", "MAX_CMDL_CHARS": "250000", "MAX_STRING_CHARS": "200000"}
+    with pytest.raises(ConfigurationError, match="MAX_CMDL_CHARS and MAX_STRING_CHARS"):
+        Settings.from_env(long_strings)
     # A body limit that keeps every record small enough makes long strings acceptable again.
-    Settings.from_env({"STREAM_NAME": "s", "MAX_CMDL_CHARS": "300000", "MAX_BODY_BYTES": "262144"})
+    Settings.from_env({**long_strings, "MAX_BODY_BYTES": "524288"})
 
 
 def test_the_worst_case_record_size_bounds_the_largest_record_the_limits_allow() -> None:
