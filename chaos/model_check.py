@@ -44,7 +44,7 @@ import json
 import os
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from moto import mock_aws
 
+from chaos.scenario import ObservedPipeline
 from devkit import fleet
 from devkit.kinesis import read_stream
 from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_record
@@ -65,7 +66,6 @@ from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.handback import HANDED_BACK_FROM, QueueHandBack
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
-from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.publisher import OrderedPublisher
 from telemetry_adapter.records import build_records
 from telemetry_adapter.submission import parse_submission
@@ -249,18 +249,6 @@ class ScriptedKinesis:
         return {"FailedRecordCount": len(refused), "Records": results}
 
 
-class ObservedPipeline(BatchPipeline):
-    """The real pipeline, keeping its batch reports (the model reads whether the ledger failed)."""
-
-    reports: list[BatchReport]
-
-    def process(self, records: Sequence[Mapping[str, Any]], deadline: Any) -> BatchReport:
-        """Process as usual; keep the report."""
-        report = super().process(records, deadline)
-        self.reports.append(report)
-        return report
-
-
 @dataclass
 class ModelCheckEnvironment:
     """What every example shares: the database and the Kinesis client (moto, in process)."""
@@ -305,11 +293,9 @@ class PipelineMachine(RuleBasedStateMachine):
         settings = Settings(stream_name=self.stream, publish=publish)
         ledger = Ledger(ConnectionProvider(self.connector))
         publisher = OrderedPublisher(kinesis, self.stream, publish)
-        pipeline = ObservedPipeline(
+        return ObservedPipeline(
             settings, ledger, publisher, handback=QueueHandBack(self.queue, QUEUE_URL), sleep=self.clock.sleep
         )
-        pipeline.reports = []
-        return pipeline
 
     # --- rules ------------------------------------------------------------------------------------
 
