@@ -98,7 +98,8 @@ def _groups(copies: Sequence[Copy]) -> list[list[Copy]]:
     current: list[Copy] = []
     size = 0
     for copy in copies:
-        body_size = len(copy.body.encode("utf-8"))
+        # SQS counts the attributes into the request size: name, type and value.
+        body_size = len(copy.body.encode("utf-8")) + len(HANDED_BACK_FROM) + len("String") + len(copy.message_id)
         if current and (len(current) == MAX_ENTRIES_PER_CALL or size + body_size > MAX_BYTES_PER_CALL):
             groups.append(current)
             current, size = [], 0

@@ -113,3 +113,16 @@ def test_no_time_to_claim_is_a_deadline_stop_not_a_ledger_failure(clean_database
     assert report.failed_message_ids == [record["messageId"] for record in event["Records"]]
     assert (report.ledger_failed, report.stopped_by_deadline) == (False, True)
     assert pipeline.ledger.statements == sent  # nothing was sent
+
+
+def test_each_statement_waits_no_longer_than_its_budget_on_the_socket(clean_database: str) -> None:
+    """The per-statement timeout reaches the socket pg8000 reads from (a driver upgrade that moved it
+    would fail here)."""
+    provider = ConnectionProvider(DatabaseSettings.from_url(clean_database).connect)
+    ledger = Ledger(provider, statement_timeout_seconds=5.0)
+    request = ClaimRequest("3a1b2c3d-4e5f-4a60-8b7c-9d0e1f2a3b4c", "154ef306-c788-4934-9489-118173e4ea1a", b"d", 1)
+    ledger.claim([request], owner="w", lease_seconds=60, budget=lambda: 1.5)
+    timeout = provider.get()._usock.gettimeout()
+    assert timeout is not None
+    assert 0 < timeout <= 1.5
+    assert provider.connects == 1  # the same connection opened with 5 s: the budget set a shorter one

@@ -214,9 +214,13 @@ def set_statement_timeout(connection: pg8000.native.Connection, seconds: float) 
 
     pg8000 applies its ``timeout`` to the socket once, at connect time; the socket it reads and
     writes through (``_usock``, the TLS socket when TLS is on) takes a new one at any moment, and
-    its buffered reader honours it on the next read.
+    its buffered reader honours it on the next read. Should a pg8000 release rename that attribute,
+    the connect-time timeout (never longer than the statement timeout) still applies; a test holds
+    the pinned release to the per-statement one.
     """
-    connection._usock.settimeout(max(seconds, 0.001))
+    sock = getattr(connection, "_usock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
 
 
 def _socket_path(directory: str | None, port: int) -> str | None:
