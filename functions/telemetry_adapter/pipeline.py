@@ -4,10 +4,13 @@ All I/O happens per batch, not per message: one claim statement, the Kinesis cal
 guarantee needs, one outcome statement. The result says, for every message, whether SQS may delete
 it; everything not acknowledged is reported as a batch item failure and redelivered.
 
-Acknowledged means one of: every event is in Kinesis; the submission was rejected (invalid, or a
-conflicting duplicate); or it is a duplicate of a submission that is fully published. Anything else
-(ledger unreachable, another worker holding the lease, events left unpublished) is a failure, so SQS
-redelivers it and, after ``maxReceiveCount`` receives, moves it to the dead-letter queue.
+Acknowledged means one of: every event is in Kinesis and this invocation recorded it; the submission
+was rejected (invalid, or another content is the one the ledger holds); it is a duplicate of a
+submission that is fully published; or the time budget stopped it after recorded progress and a copy
+of it is back on the queue (:mod:`telemetry_adapter.handback`). Anything else (ledger unreachable,
+another worker holding or having taken the lease, events left unpublished) is a failure, logged once
+with the reason (:mod:`telemetry_adapter.message_log`), so SQS redelivers it and, after
+``maxReceiveCount`` receives, moves it to the dead-letter queue.
 """
 
 from __future__ import annotations

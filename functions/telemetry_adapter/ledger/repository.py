@@ -312,8 +312,14 @@ class Ledger:
         Only a connection failure costs the connection: after any other error (a constraint, a
         deadlock) the session is back at ready-for-query and stays in use.
         """
+        failure: BaseException | None = None
         for attempt in (1, 2):
-            allowance = self.statement_allowance(budget, connecting=not self._connections.ready)
+            try:
+                allowance = self.statement_allowance(budget, connecting=not self._connections.ready)
+            except BudgetExhausted as exhausted:
+                if failure is None:
+                    raise
+                raise failure from exhausted  # the reconnect was skipped: the failure stands
             ends_at = time.monotonic() + allowance
             started = time.perf_counter()
             try:
@@ -327,6 +333,7 @@ class Ledger:
                 self._connections.discard()
                 if attempt == 2 or not resend:
                     raise
+                failure = error
                 continue
             if self._on_statement is not None:
                 self._on_statement(name, time.perf_counter() - started)
