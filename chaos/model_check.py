@@ -598,3 +598,8 @@ def model_check_for_chaos(
 
 
 _CHUNK = 50
+
+
+def default_examples(duration_seconds: float) -> int:
+    """``make chaos``'s default: one example per second of faults, from 10 to 2,000."""
+    return max(10, min(2_000, int(duration_seconds)))
