@@ -10,6 +10,7 @@ import pytest
 
 from infra.naming import Names
 from infra.settings import ContextError, load_settings
+from ops.target import OUTPUT_KEYS
 from tests.infra.conftest import Assembly, Synthesized
 from tests.infra.test_security import processor_role, quarantine_bucket, rejected_objects, role_policies
 
@@ -155,3 +156,7 @@ def test_outputs_name_the_bucket_and_the_health_function(synthesized: Synthesize
     outputs = synthesized.json["Outputs"]
     assert outputs["QuarantineBucketName"]["Value"] == {"Ref": quarantine_bucket(synthesized)}
     assert outputs["HealthFunctionName"]["Value"] == {"Ref": "HealthFunction"}
+
+
+def test_the_stack_has_every_output_the_operators_tool_reads(variant: Synthesized) -> None:
+    assert set(OUTPUT_KEYS.values()) <= set(variant.json["Outputs"])
