@@ -26,7 +26,7 @@ Least privilege, per function:
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -41,7 +41,7 @@ from infra.bundling import ARCHITECTURE, RUNTIME, asset_hash, lambda_code
 from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, ISOLATED, PORT, LedgerDatabase
 from infra.ingest import IngestQueues, encrypted_queue
 from infra.lifecycle import kept_unless_dev
-from infra.nag import acknowledge
+from infra.nag import acknowledge, logical_id
 from infra.naming import Names
 from infra.quarantine import QuarantineStorage
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
@@ -77,12 +77,6 @@ def _acknowledge_managed_policies(scope: Construct, names: tuple[str, ...]) -> N
         acknowledge(
             scope, (f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{name}]", _MANAGED_POLICY_REASON)
         )
-
-
-def _logical_id_of(construct: Construct) -> str:
-    """The CloudFormation logical id of a construct's main resource (cdk-nag names findings by it)."""
-    stack = Stack.of(construct)
-    return str(stack.resolve(stack.get_logical_id(construct.node.default_child)))  # type: ignore[arg-type]
 
 
 def schema_version() -> int:
@@ -158,7 +152,7 @@ class Functions(Construct):
         acknowledge(
             self.processor,
             (
-                f"AwsSolutions-IAM5[Resource::<{_logical_id_of(quarantine.bucket)}.Arn>/rejected/*]",
+                f"AwsSolutions-IAM5[Resource::<{logical_id(quarantine.bucket)}.Arn>/rejected/*]",
                 "Risk accepted: the processor may create objects anywhere under rejected/ in the quarantine "
                 "bucket; it names each object itself (one per batch), so no narrower resource exists. It may "
                 "not read, list or delete anything.",
@@ -349,7 +343,7 @@ class Functions(Construct):
         acknowledge(
             provider,
             (
-                f"AwsSolutions-IAM5[Resource::<{_logical_id_of(function)}.Arn>:*]",
+                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
                 "Risk accepted: the CDK Provider framework may invoke any version of the migration function "
                 "(CDK writes the grant that way); it can invoke no other function.",
             ),

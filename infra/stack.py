@@ -12,6 +12,7 @@ from infra.functions import Functions
 from infra.ingest import IngestQueues
 from infra.monitoring import Monitoring
 from infra.naming import Names
+from infra.operators import OperatorAccess
 from infra.quarantine import QuarantineStorage
 from infra.settings import DeploySettings
 from infra.stream import EventStream
@@ -60,6 +61,9 @@ class TelemetryAdapterStack(Stack):
             database=self.database,
             functions=self.functions,
         )
+        self.operators = OperatorAccess(
+            self, "Operators", queues=self.queues, quarantine=self.quarantine, health=self.functions.health
+        )
         outputs = {
             "Stage": settings.stage,
             "QueueUrl": self.queues.queue.queue_url,
@@ -69,6 +73,7 @@ class TelemetryAdapterStack(Stack):
             "HealthFunctionName": self.functions.health.function_name,
             "ProcessorFunctionName": self.functions.processor.function_name,
             "QuarantineBucketName": self.quarantine.bucket.bucket_name,
+            "OperatorPolicyArn": self.operators.policy.managed_policy_arn,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
             "DashboardUrl": self.monitoring.dashboard_url,
