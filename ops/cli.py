@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Nothing is deleted; each message is visible again as soon as it is read.",
     )
     peek.add_argument("--limit", type=integer(1, 10_000), default=20, help="at most this many messages")
-    peek.add_argument("--bodies", action="store_true", help="print each decoded body too")
+    peek.add_argument(
+        "--bodies", action="store_true", help="print each decoded body too (with --json: each body as received)"
+    )
     _json_flag(peek)
     peek.set_defaults(run=commands.dlq_peek)
 

@@ -30,7 +30,8 @@ def dlq_peek(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     now = datetime.now(UTC)
     if args.json:
         for letter in letters:
-            report.json_line(report.dead_letter_json(letter, now), out)
+            document = report.dead_letter_json(letter, now)
+            report.json_line({**document, "body": letter.body} if args.bodies else document, out)
         return 0
     out.write(
         f"{len(letters)} of about {waiting} messages in {url.rsplit('/', 1)[-1]} (none deleted, all visible again)\n"

@@ -52,6 +52,8 @@ def test_peek_decodes_counts_and_deletes_nothing(local: LocalStack, run_ops: Cal
     assert {row["verdict"] for row in rows} - {"valid"} <= {"not_base64", "too_deep", "not_utf8", "not_json"}
     # Nothing deleted, and everything visible again at once (no wait for a visibility timeout).
     assert queue_depth(sqs, local.dlq_url).visible == 5
+    saved = run_ops("dlq", "peek", "--json", "--bodies")
+    assert fleet.encode(document) in [json.loads(line)["body"] for line in saved.out.splitlines()]
     again = run_ops("dlq", "peek")
     assert again.status == 0, again.err
     assert again.out.startswith("5 of about 5 messages in submissions-dlq (none deleted, all visible again)")
