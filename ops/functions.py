@@ -8,9 +8,13 @@ from its running health endpoint, the ledger lookup in process against its datab
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ops.target import Target, TargetError
@@ -105,11 +109,32 @@ class LocalStackFunctions:
         provider = ConnectionProvider(DatabaseSettings.from_url(self._database_url).connect)
         lookup = operations.SubmissionLookup(provider)
         try:
-            return operations.answer(
-                {"operation": "submission", "submission_id": submission_id}, health=self.health, lookup=lambda: lookup
-            )
+            with _function_logs_to_stderr():
+                return operations.answer(
+                    {"operation": "submission", "submission_id": submission_id},
+                    health=self.health,
+                    lookup=lambda: lookup,
+                )
         finally:
             provider.discard()
+
+
+@contextlib.contextmanager
+def _function_logs_to_stderr() -> Iterator[None]:
+    """The function's own log lines (Powertools, JSON) go to stderr while its code runs here: stdout is the
+    tool's answer, which ``--json`` promises to keep parseable."""
+    from telemetry_adapter.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous = handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            handler.setStream(previous)
 
 
 def stack_functions(target: Target) -> StackFunctions:
