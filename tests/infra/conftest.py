@@ -31,6 +31,9 @@ from telemetry_adapter.ledger.connection import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
+# What `cdk synth` passes the app from cdk.json: the feature flags (which change the template) and
+# every committed context value. A variant's own values win, as `-c key=value` does on the command line.
+CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
 PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com/telemetry/runbook/"}
 
 # Every supported context variant: name -> context. The default (dev) stage first.
@@ -94,8 +97,11 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
     # As the CDK CLI does: asset paths in the template metadata (`sam local invoke` reads them).
     # The pinned variant's availability zones, as `cdk synth` with credentials caches them in cdk.context.json.
     zones = {"availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
-    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **zones})
-    stacks = {name: add_stack(app, context, construct_id=f"Variant-{name}") for name, context in VARIANTS.items()}
+    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **zones, **CDK_JSON_CONTEXT})
+    stacks = {
+        name: add_stack(app, {**CDK_JSON_CONTEXT, **context}, construct_id=f"Variant-{name}")
+        for name, context in VARIANTS.items()
+    }
     nag = {name: findings(stack) for name, stack in stacks.items()}
     assembly = app.synth()
     variants = {}

@@ -24,9 +24,14 @@ NAMED_PROPERTIES = {
     "AWS::Events::Rule": "Name",
     "AWS::S3::Bucket": "BucketName",
 }
-# CDK's own provider functions, named uniquely by CloudFormation: the migration's Provider framework, and
-# the dev stage's bucket emptier (which runs only when the stack is deleted).
-UNNAMED_CDK_FUNCTIONS = ("ProviderframeworkonEvent", "CustomS3AutoDeleteObjectsCustomResourceProvider")
+# CDK's own provider functions, named uniquely by CloudFormation: the migration's Provider framework, the
+# one that removes the VPC default security group's rules (feature flag in cdk.json), and the dev stage's
+# bucket emptier (which runs only when the stack is deleted).
+UNNAMED_CDK_FUNCTIONS = (
+    "ProviderframeworkonEvent",
+    "CustomVpcRestrictDefaultSGCustomResourceProvider",
+    "CustomS3AutoDeleteObjectsCustomResourceProvider",
+)
 
 
 def stage_of(synthesized: Synthesized) -> str:

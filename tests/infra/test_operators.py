@@ -27,14 +27,15 @@ def test_the_policy_allows_exactly_what_the_tool_calls(variant: Synthesized) -> 
     expected = {
         "ReadStackOutputs": ("cloudformation:DescribeStacks", {"Ref": "AWS::StackId"}),
         "PeekAndRedriveDeadLetters": (
-            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             dlq,
         ),
-        "SendToSubmissions": (["sqs:SendMessage", "sqs:GetQueueAttributes"], queue),
+        "SendToSubmissions": (["sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
         "ListQuarantine": ("s3:ListBucket", bucket),
         "ReadQuarantine": ("s3:GetObject", rejected_objects(variant)),
         "AskTheHealthFunction": ("lambda:InvokeFunction", {"Fn::GetAtt": ["HealthFunction", "Arn"]}),
     }
+    # cdk.json's @aws-cdk/aws-iam:minimizePolicies sorts the actions.
     assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == expected
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
     assert statements["ListQuarantine"]["Condition"] == {"StringLike": {"s3:prefix": ["rejected/*"]}}
