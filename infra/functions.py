@@ -54,13 +54,6 @@ MIGRATION_TIMEOUT = Duration.minutes(10)
 PUBLIC_HEALTH_CONCURRENCY = 2
 """Reserved concurrency of a health function whose URL needs no auth: a flood costs two environments."""
 
-# Lambda's application log levels for our LOG_LEVEL values (JSON logging filters by them).
-_APPLICATION_LOG_LEVELS = {
-    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
-    "INFO": lambda_.ApplicationLogLevel.INFO,
-    "WARNING": lambda_.ApplicationLogLevel.WARN,
-    "ERROR": lambda_.ApplicationLogLevel.ERROR,
-}
 _MANAGED_POLICY_REASON = (
     "Risk accepted: an AWS-managed policy we do not version (logging, VPC network interfaces, X-Ray or "
     "Lambda Insights). Its actions have no resource-level permissions, so a policy of our own would be no "
@@ -248,7 +241,7 @@ class Functions(Construct):
             security_groups=[self._database.function_security_group],
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=_APPLICATION_LOG_LEVELS[settings.log_level],
+            application_log_level_v2=lambda_.ApplicationLogLevel[settings.application_log_filter],
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             insights_version=INSIGHTS if insights else None,
             reserved_concurrent_executions=reserved_concurrency,

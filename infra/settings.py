@@ -99,7 +99,8 @@ _INSTANCE_CLASS = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _URL = re.compile(r"https?://[^\s#]+")
 _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_LEVELS = ("DEBUG", "INFO")
+_QUIETER_LOG_LEVELS = ("WARNING", "ERROR")
 
 
 class ContextError(ValueError):
@@ -178,6 +179,15 @@ class DeploySettings:
         connection one after the other, so two check timeouts, plus a few seconds to open that
         connection (IAM token, TLS) on a cold start."""
         return math.ceil(2 * self.health_check_timeout_ms / 1000) + 5
+
+    @property
+    def application_log_filter(self) -> str:
+        """Lambda's application log filter: ``DEBUG`` with logLevel DEBUG, otherwise ``INFO``.
+
+        Never above INFO: Powertools prints its EMF metric documents without a ``level`` key, which
+        Lambda files as INFO, so a WARN filter would drop every custom metric.
+        """
+        return "DEBUG" if self.log_level == "DEBUG" else "INFO"
 
     @property
     def proxy_borrow_timeout_seconds(self) -> int:
@@ -310,7 +320,7 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         health_url_auth=_choice(raw, "healthUrlAuth", ("AWS_IAM", "NONE")),
         tracing=_bool(raw, "tracing"),
         lambda_insights=insights,
-        log_level=_choice(raw, "logLevel", _LOG_LEVELS),
+        log_level=_log_level(raw),
         time_budget_margin_ms=margin,
         ledger_statement_timeout_ms=statement_timeout,
         ledger_retention_days=ledger_retention,
@@ -379,6 +389,24 @@ def _receives(
             f"{receives} receives), or a failing message expires before it reaches the dead-letter queue"
         )
     return receives, tolerance_hours, base, cap
+
+
+def _log_level(raw: Callable[[str], Any]) -> str:
+    """``logLevel``: DEBUG or INFO, the levels Lambda's application log filter can take in this stack.
+
+    The filter must stay at INFO or below, or Lambda drops the EMF metric documents (they carry no
+    level, so Lambda files them as INFO) and no alarm on a custom metric can fire. Powertools' Logger
+    follows the filter's level (``AWS_LAMBDA_LOG_LEVEL``) over ``LOG_LEVEL``, so a quieter level
+    cannot be had through ``LOG_LEVEL`` either: WARNING and ERROR are refused rather than ignored.
+    """
+    value = raw("logLevel")
+    if value in _QUIETER_LOG_LEVELS:
+        raise ContextError(
+            f"logLevel {value} is not available in Lambda: its log filter would drop the metric documents "
+            "(printed without a level, so filed as INFO) and the alarms on the adapter's own metrics could "
+            f"never fire; use one of {', '.join(_LOG_LEVELS)}"
+        )
+    return _choice(raw, "logLevel", _LOG_LEVELS)
 
 
 def _ledger_retention(raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int) -> int:

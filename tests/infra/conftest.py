@@ -52,7 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-tracing": {"stage": "notrace", "tracing": False, "alarmsSubscribedExternally": True},
     "no-insights": {"stage": "noinsights", "lambdaInsights": False, "alarmsSubscribedExternally": True},
     "pinned": {"stage": "pinned", "account": "123456789012", "region": "eu-west-1", **PAGED},
-    "local": {"stage": "local", "local": True, "alarmsSubscribedExternally": True},
+    "local": {"stage": "local", "local": True, "logLevel": "DEBUG", "alarmsSubscribedExternally": True},
 }
 LINT_REGIONS = ("us-east-1", "eu-west-1")
 

@@ -260,12 +260,21 @@ def test_processor_environment_for_retries_budget_and_its_queue(synthesized: Syn
     assert synthesized.resources[queue_id]["Properties"]["QueueName"] == "telemetry-adapter-dev-submissions"
 
 
-def test_application_log_level_follows_log_level(synthesized: Synthesized) -> None:
-    for function in synthesized.of_type("AWS::Lambda::Function").values():
-        config = function["Properties"].get("LoggingConfig")
-        if function["Properties"].get("Handler", "").startswith(("processor.", "health.", "cleanup.", "migrate.")):
-            assert config["LogFormat"] == "JSON"
-            assert config["ApplicationLogLevel"] == "INFO"
+def test_lambdas_log_filter_keeps_the_metric_documents(variant: Synthesized) -> None:
+    """EMF metric lines carry no level, so Lambda files them as INFO: a filter above INFO drops them."""
+    settings = load_settings(variant.context)
+    ours = 0
+    for function in variant.of_type("AWS::Lambda::Function").values():
+        properties = function["Properties"]
+        if not properties.get("Handler", "").startswith(("processor.", "health.", "cleanup.", "migrate.")):
+            continue
+        ours += 1
+        config = properties["LoggingConfig"]
+        assert config["LogFormat"] == "JSON"
+        assert config["ApplicationLogLevel"] in ("DEBUG", "INFO")
+        assert config["ApplicationLogLevel"] == ("DEBUG" if settings.log_level == "DEBUG" else "INFO")
+        assert properties["Environment"]["Variables"]["LOG_LEVEL"] == settings.log_level
+    assert ours == 4
 
 
 def test_interface_endpoints_allow_only_our_resources(variant: Synthesized) -> None:

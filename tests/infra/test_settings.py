@@ -234,3 +234,16 @@ def test_bad_values_are_rejected_with_the_key_named(context: dict[str, Any], mes
 
 def test_every_default_is_valid() -> None:
     load_settings(DEFAULTS)
+
+
+@pytest.mark.parametrize(("level", "filter_level"), [("DEBUG", "DEBUG"), ("INFO", "INFO")])
+def test_log_levels_that_keep_the_metrics(level: str, filter_level: str) -> None:
+    settings = load_settings({"logLevel": level})
+    assert settings.log_level == level
+    assert settings.application_log_filter == filter_level
+
+
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_log_levels_above_info_are_refused_because_they_would_drop_the_metrics(level: str) -> None:
+    with pytest.raises(ContextError, match=r"logLevel.*metric"):
+        load_settings({"logLevel": level})
