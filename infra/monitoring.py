@@ -40,6 +40,8 @@ ONE_MINUTE = Duration.minutes(1)
 ONE_HOUR = Duration.hours(1)
 GIB = 1024**3
 DAY_SECONDS = 86_400
+CLEANUP_SILENCE_HOURS = 26
+"""A daily clean-up missed once: 24 hours and two to spare for a late or retried delivery."""
 BURSTABLE_FAMILY_PREFIX = "t"
 """Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched."""
 
@@ -71,6 +73,9 @@ class _AlarmSpec:
     comparison: cw.ComparisonOperator
     description: str
     evaluation_periods: int = 1
+    missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+    """Most alarms watch for something happening; one that watches for something NOT happening (a
+    metric that has no datapoint when nothing ran) must count missing data as breaching."""
 
 
 class Monitoring(Construct):
@@ -138,7 +143,7 @@ class Monitoring(Construct):
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=names.dashboard, widgets=self._widgets())
 
     def _alarm_specs(self, settings: DeploySettings) -> list[_AlarmSpec]:
-        return self._pipeline_alarms(settings) + self._database_alarms(settings) + [self._cleanup_alarm()]
+        return self._pipeline_alarms(settings) + self._database_alarms(settings) + self._cleanup_alarms()
 
     def _pipeline_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
         queues, processor = self._queues, self._functions.processor
@@ -263,26 +268,30 @@ class Monitoring(Construct):
             )
         return specs
 
-    def _cleanup_alarm(self) -> _AlarmSpec:
-        functions = self._functions
-        failed = cw.MathExpression(
-            expression="errors + undelivered",
-            using_metrics={
-                "errors": functions.cleanup.metric_errors(period=ONE_HOUR, statistic="Sum"),
-                "undelivered": functions.cleanup_dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=ONE_HOUR, statistic="Maximum"
-                ),
-            },
-            period=ONE_HOUR,
-            label="Clean-up errors and undelivered schedule events",
-        )
-        return _AlarmSpec(
-            "CleanupFailed",
-            failed,
-            1,
-            cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            "The daily ledger clean-up failed or was never delivered; the ledger grows until it runs.",
-        )
+    def _cleanup_alarms(self) -> list[_AlarmSpec]:
+        """A failed run, and no run at all. Two alarms on one metric each: a sum with the clean-up
+        DLQ's depth would have no datapoint whenever the DLQ, inactive most of the time, publishes
+        none. An event the schedule could not deliver shows up as no run (it waits in the DLQ)."""
+        cleanup = self._functions.cleanup
+        return [
+            _AlarmSpec(
+                "CleanupFailed",
+                cleanup.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                1,
+                cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                "The daily ledger clean-up failed; the ledger grows until it runs.",
+            ),
+            _AlarmSpec(
+                "CleanupNotRunning",
+                cleanup.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+                1,
+                cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                f"The daily ledger clean-up has not run for {CLEANUP_SILENCE_HOURS} hours (schedule event "
+                "undelivered, rule disabled, or a new stage before its first run).",
+                evaluation_periods=CLEANUP_SILENCE_HOURS,
+                missing_data=cw.TreatMissingData.BREACHING,
+            ),
+        ]
 
     def _alarm(self, spec: _AlarmSpec) -> cw.Alarm:
         alarm = cw.Alarm(
@@ -295,7 +304,7 @@ class Monitoring(Construct):
             comparison_operator=spec.comparison,
             evaluation_periods=spec.evaluation_periods,
             datapoints_to_alarm=spec.evaluation_periods,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=spec.missing_data,
         )
         action = cw_actions.SnsAction(self.topic)
         alarm.add_alarm_action(action)
