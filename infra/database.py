@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -34,7 +34,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.lifecycle import kept_unless_dev
+from infra.lifecycle import database_removal, kept_unless_dev
 from infra.nag import acknowledge
 from infra.naming import Names
 from infra.settings import DeploySettings
@@ -154,7 +154,7 @@ class LedgerDatabase(Construct):
             publicly_accessible=False,
             backup_retention=Duration.days(7),
             deletion_protection=settings.db_deletion_protection,
-            removal_policy=RemovalPolicy.SNAPSHOT,
+            removal_policy=database_removal(settings),
             instance_identifier=names.resource("ledger"),
             cloudwatch_logs_exports=["postgresql"],
             auto_minor_version_upgrade=True,
@@ -275,7 +275,8 @@ class LedgerDatabase(Construct):
                 (
                     "AwsSolutions-RDS10",
                     "Risk accepted for this stage (dev by default, or a first create): deleting the stack "
-                    "deletes the ledger, after a final snapshot. Other stages turn deletion protection on.",
+                    "deletes the ledger (in dev without a final snapshot). Other stages turn deletion "
+                    "protection on.",
                 ),
             )
         if not settings.db_multi_az:

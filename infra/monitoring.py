@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -102,7 +102,15 @@ class Monitoring(Construct):
         self._functions = functions
         cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
         alarm_arn_prefix = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{names.alarm_prefix}"
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the alarm topic")
+        # It encrypts notifications in flight only: once the topic is gone nothing needs it, in any stage.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="Encrypts the alarm topic",
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
         # CloudWatch publishes alarm notifications to the encrypted topic, so it must use the key.
         key.add_to_resource_policy(
             iam.PolicyStatement(

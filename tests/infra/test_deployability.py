@@ -115,7 +115,7 @@ def test_protection_and_removal_follow_the_stage(assembly: Assembly) -> None:
     (prod_db,) = prod.of_type("AWS::RDS::DBInstance").values()
     assert dev_db["Properties"]["DeletionProtection"] is False
     assert prod_db["Properties"]["DeletionProtection"] is True
-    assert dev_db["DeletionPolicy"] == prod_db["DeletionPolicy"] == "Snapshot"
+    assert (dev_db["DeletionPolicy"], prod_db["DeletionPolicy"]) == ("Delete", "Snapshot")
     (dev_stream,) = dev.of_type("AWS::Kinesis::Stream").values()
     (prod_stream,) = prod.of_type("AWS::Kinesis::Stream").values()
     assert dev_stream["DeletionPolicy"] == "Delete"

@@ -28,3 +28,44 @@ def test_the_queues_outlive_a_deleted_stack_outside_dev(assembly: Assembly) -> N
             assert queues[queue]["DeletionPolicy"] == policy, (name, queue)
         # The clean-up schedule's dead-letter queue holds schedule events, nothing a later run needs.
         assert queues[f"telemetry-adapter-{stage}-cleanup-dlq"]["DeletionPolicy"] == "Delete"
+
+
+# CloudFormation's default for a resource without a DeletionPolicy: a database instance leaves a snapshot.
+DEFAULT_POLICY = {"AWS::RDS::DBInstance": "Snapshot", "AWS::RDS::DBCluster": "Snapshot"}
+
+
+def deletion_policy(resource: dict[str, Any]) -> str:
+    return str(resource.get("DeletionPolicy", DEFAULT_POLICY.get(resource["Type"], "Delete")))
+
+
+def test_deleting_dev_deletes_everything_it_created(synthesized: Synthesized) -> None:
+    """No final snapshot, no kept key, no kept log or bucket: a dev stack leaves nothing behind."""
+    kept = {key: deletion_policy(value) for key, value in synthesized.resources.items()}
+    assert {key: policy for key, policy in kept.items() if policy != "Delete"} == {}
+
+
+def test_every_function_logs_to_a_group_of_the_stack_with_a_retention(variant: Synthesized) -> None:
+    """Lambda would otherwise create ``/aws/lambda/<name>`` itself on the first run, outside the stack:
+    kept forever, never deleted. CDK's own helper functions (the one that empties the VPC's default
+    security group, the dev stage's bucket emptier, the migration's provider framework) included."""
+    groups = variant.of_type("AWS::Logs::LogGroup")
+    functions = variant.of_type("AWS::Lambda::Function")
+    assert len(functions) >= 6
+    for logical_id, function in functions.items():
+        target = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+        assert isinstance(target, dict), logical_id
+        assert "Ref" in target, logical_id
+        group = groups[target["Ref"]]
+        assert group["Properties"]["RetentionInDays"] > 0, logical_id
+
+
+def test_the_alarm_topics_key_goes_with_its_stack(variant: Synthesized) -> None:
+    """It encrypts alarm notifications in flight only: once the topic is gone, nothing needs it."""
+    (key,) = variant.of_type("AWS::KMS::Key").values()
+    assert key["DeletionPolicy"] == "Delete"
+    assert key["Properties"]["PendingWindowInDays"] == 7
+
+
+def test_outside_dev_the_database_leaves_a_final_snapshot(assembly: Assembly) -> None:
+    (instance,) = assembly.variants["prod"].of_type("AWS::RDS::DBInstance").values()
+    assert deletion_policy(instance) == "Snapshot"
