@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -160,13 +160,17 @@ class LedgerDatabase(Construct):
             auto_minor_version_upgrade=True,
         )
         # The exported PostgreSQL log's group, created here so it has a retention (RDS would create it
-        # with none; CDK's own retention setting would add a custom-resource function).
+        # with none; CDK's own retention setting would add a custom-resource function). Deleted with the
+        # stack in every stage: the instance depends on it, so a failed first create that stops at
+        # ROLLBACK_FAILED (deletion protection) leaves it in the stack, and the delete-stack that
+        # recovers from that is not a create, which RetainExceptOnCreate would answer by keeping it and
+        # the retry by colliding with its name.
         postgres_logs = logs.LogGroup(
             self,
             "PostgresLogs",
             log_group_name=f"/aws/rds/instance/{names.resource('ledger')}/postgresql",
             retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=kept_unless_dev(settings),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.instance.node.add_dependency(postgres_logs)
         admin_secret = self.instance.secret

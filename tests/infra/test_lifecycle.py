@@ -69,3 +69,41 @@ def test_the_alarm_topics_key_goes_with_its_stack(variant: Synthesized) -> None:
 def test_outside_dev_the_database_leaves_a_final_snapshot(assembly: Assembly) -> None:
     (instance,) = assembly.variants["prod"].of_type("AWS::RDS::DBInstance").values()
     assert deletion_policy(instance) == "Snapshot"
+
+
+def references(node: Any) -> set[str]:
+    """The logical ids a template fragment names with Ref or Fn::GetAtt."""
+    if isinstance(node, list):
+        return set().union(*(references(value) for value in node))
+    if not isinstance(node, dict):
+        return set()
+    named = {node["Ref"]} if isinstance(node.get("Ref"), str) else set()
+    if isinstance(node.get("Fn::GetAtt"), list):
+        named.add(node["Fn::GetAtt"][0])
+    return named.union(*(references(value) for value in node.values()))
+
+
+def dependencies(synthesized: Synthesized, logical_id: str) -> set[str]:
+    """Every resource ``logical_id`` needs, transitively: its DependsOn, Refs and GetAtts."""
+    found: set[str] = set()
+    pending = [logical_id]
+    while pending:
+        resource = synthesized.resources[pending.pop()]
+        needed = set(resource.get("DependsOn", [])) | references(resource.get("Properties", {}))
+        for name in needed & set(synthesized.resources) - found:
+            found.add(name)
+            pending.append(name)
+    return found
+
+
+def test_a_stack_stuck_in_rollback_failed_deletes_without_leaving_a_name(assembly: Assembly) -> None:
+    """A failed first create outside dev stops at ROLLBACK_FAILED: the database's deletion protection
+    keeps it, and with it everything it depends on. Those resources are then removed by delete-stack,
+    which is not a create, so a RetainExceptOnCreate among them would be kept and collide with the
+    retry. Nothing the database needs may be kept."""
+    prod = assembly.variants["prod"]
+    (instance_id,) = prod.of_type("AWS::RDS::DBInstance")
+    needed = dependencies(prod, instance_id)
+    assert any(prod.resources[name]["Type"] == "AWS::Logs::LogGroup" for name in needed)  # its PostgreSQL log
+    kept = {name: deletion_policy(prod.resources[name]) for name in needed}
+    assert {name: policy for name, policy in kept.items() if policy != "Delete"} == {}
