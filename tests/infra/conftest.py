@@ -34,7 +34,9 @@ EVENTS_DIR = ROOT / "events"
 # What `cdk synth` passes the app from cdk.json: the feature flags (which change the template) and
 # every committed context value. A variant's own values win, as `-c key=value` does on the command line.
 CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com/telemetry/runbook/"}
+RUNBOOK = {"runbookUrl": "https://ops.example.com/telemetry/runbook/"}
+PAGED = {"alarmEmail": "ops@example.com", **RUNBOOK}
+EXTERNAL = {"alarmsSubscribedExternally": True, **RUNBOOK}
 
 # Every supported context variant: name -> context. The default (dev) stage first.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -46,13 +48,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "streamMode": "provisioned",
         "shardCount": 2,
         "streamRetentionHours": 48,
-        "alarmsSubscribedExternally": True,
+        **EXTERNAL,
     },
     "multi-az": {"stage": "maz", "dbMultiAz": True, "dbInstanceClass": "r7g.large", **PAGED},
-    "no-tracing": {"stage": "notrace", "tracing": False, "alarmsSubscribedExternally": True},
-    "no-insights": {"stage": "noinsights", "lambdaInsights": False, "alarmsSubscribedExternally": True},
+    "no-tracing": {"stage": "notrace", "tracing": False, **EXTERNAL},
+    "no-insights": {"stage": "noinsights", "lambdaInsights": False, **EXTERNAL},
     "pinned": {"stage": "pinned", "account": "123456789012", "region": "eu-west-1", **PAGED},
-    "local": {"stage": "local", "local": True, "logLevel": "DEBUG", "alarmsSubscribedExternally": True},
+    "local": {"stage": "local", "local": True, "logLevel": "DEBUG", **EXTERNAL},
 }
 LINT_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -110,7 +112,7 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
         document = json.loads(path.read_text())
         variants[name] = Synthesized(
             name=name,
-            context=VARIANTS[name],
+            context={**CDK_JSON_CONTEXT, **VARIANTS[name]},
             stack=stack,
             template=Template.from_json(document),
             json=document,

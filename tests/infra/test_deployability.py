@@ -214,13 +214,13 @@ def test_alarm_topic_subscription(assembly: Assembly) -> None:
     assert subscription["Properties"]["Endpoint"] == "ops@example.com"
 
 
-def test_default_runbook_url_outside_dev_is_a_synth_warning(assembly: Assembly) -> None:
-    warned = [
-        name
-        for name, v in assembly.variants.items()
-        if any("runbookUrl" in str(entry.data) for entry in v.stack.node.metadata if entry.type == "aws:cdk:warning")
-    ]
-    assert warned == ["provisioned-stream", "no-tracing", "no-insights", "local"]
+def test_the_committed_stage_values_reach_the_template(assembly: Assembly) -> None:
+    """cdk.json's stages.prod makes the prod ledger Multi-AZ with no -c on the command line."""
+    assert "dbMultiAz" not in assembly.variants["prod"].context
+    (instance,) = assembly.variants["prod"].of_type("AWS::RDS::DBInstance").values()
+    assert instance["Properties"]["MultiAZ"] is True
+    (dev_instance,) = assembly.variants["default"].of_type("AWS::RDS::DBInstance").values()
+    assert dev_instance["Properties"]["MultiAZ"] is False
 
 
 def test_functions_that_use_the_ledger_wait_for_the_migration(variant: Synthesized) -> None:
