@@ -43,7 +43,10 @@ DAY_SECONDS = 86_400
 CLEANUP_SILENCE_HOURS = 26
 """A daily clean-up missed once: 24 hours and two to spare for a late or retried delivery."""
 BURSTABLE_FAMILY_PREFIX = "t"
-"""Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched."""
+"""Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched. RDS runs them in
+Unlimited mode, so an empty balance costs money (surplus credits), not speed. The alarm watches the
+balance rather than CPUSurplusCreditsCharged, which only moves once the money is being spent: the
+balance warns hours before, while a larger class is still a choice rather than a bill."""
 
 
 def runbook_anchor(alarm: str) -> str:
@@ -270,7 +273,8 @@ class Monitoring(Construct):
                     instance.metric("CPUCreditBalance", period=FIVE_MINUTES, statistic="Minimum"),
                     settings.alarm_cpu_credit_balance,
                     cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-                    "The burstable ledger instance is running out of CPU credits and will be throttled.",
+                    "The burstable ledger instance is running out of CPU credits: it runs above its baseline, "
+                    "and RDS bills the surplus CPU (Unlimited mode) once the balance is spent.",
                     evaluation_periods=3,
                 )
             )

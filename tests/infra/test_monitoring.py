@@ -145,6 +145,13 @@ def test_a_cleanup_that_stops_running_pages_after_26_hours(synthesized: Synthesi
     assert alarm["AlarmActions"] == [topic_ref(synthesized)]
 
 
+def test_cpu_credit_alarm_says_what_an_empty_balance_costs(synthesized: Synthesized) -> None:
+    """RDS runs db.t3 and db.t4g in Unlimited mode: an empty balance is not throttled, it is billed."""
+    description = alarms(synthesized)["LedgerCpuCreditsLow"]["AlarmDescription"]
+    assert "surplus" in description
+    assert "throttled" not in description
+
+
 def test_cpu_credit_alarm_only_for_burstable_classes(assembly: Assembly) -> None:
     assert "LedgerCpuCreditsLow" in alarms(assembly.variants["default"])
     assert "LedgerCpuCreditsLow" not in alarms(assembly.variants["multi-az"])  # r7g.large
