@@ -177,6 +177,7 @@ class Functions(Construct):
                 "DLQ_URL": queues.dead_letter_queue.queue_url,
                 "HEARTBEAT_MAX_AGE_SECONDS": str(settings.heartbeat_max_age_seconds),
                 "HEALTH_CHECK_TIMEOUT_MS": str(settings.health_check_timeout_ms),
+                "HEALTH_URL_AUTH": settings.health_url_auth,
             },
         )
         self._grant_health_checks(queues, stream)

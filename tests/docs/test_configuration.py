@@ -53,7 +53,7 @@ _RANGE = re.compile(r"(-?[\d,]+(?:\.\d+)?) to (-?[\d,]+(?:\.\d+)?)")
 # Variables that boto3 or Powertools read themselves: documented, but never named in our code.
 LIBRARY_PREFIXES = ("AWS_ENDPOINT_URL", "POWERTOOLS_")
 # Upper-case string constants under functions/ that are not environment variables.
-NOT_ENVIRONMENT: frozenset[str] = frozenset()
+NOT_ENVIRONMENT: frozenset[str] = frozenset({"AWS_IAM"})  # a value of HEALTH_URL_AUTH
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,10 @@ def test_interface_endpoints_allow_only_our_resources(variant: Synthesized) -> N
 def test_public_health_url_gets_a_small_reserved_concurrency(assembly: Assembly) -> None:
     public = assembly.variants["public-health"].resources["HealthFunction"]["Properties"]
     assert public["ReservedConcurrentExecutions"] == 2
+    # ... and knows it is public, so it answers statuses only (functions/health/public.py).
+    assert public["Environment"]["Variables"]["HEALTH_URL_AUTH"] == "NONE"
+    private = assembly.variants["default"].resources["HealthFunction"]["Properties"]
+    assert private["Environment"]["Variables"]["HEALTH_URL_AUTH"] == "AWS_IAM"
     (url,) = assembly.variants["public-health"].of_type("AWS::Lambda::Url").values()
     assert url["Properties"]["AuthType"] == "NONE"
 
