@@ -1,14 +1,17 @@
-"""Migration custom resource: schema migrations and the app database user, on every stack update.
+"""Migration custom resource: schema migrations and the database users, on every stack update.
 
 Invoked by the CDK Provider framework (which answers CloudFormation) before the functions that use
 the ledger are created or updated. It signs in to RDS Proxy as the admin with an IAM token, then:
 
 1. applies the versioned SQL migrations (``apply_migrations``: advisory-locked, idempotent);
-2. creates the app user if missing and sets its password from the Secrets Manager secret the proxy
-   uses for it, sent as a SCRAM-SHA-256 verifier so the plain password never reaches the server (or
-   its statement log);
-3. grants the app user exactly what the code needs: SELECT, INSERT, UPDATE, DELETE on the ledger
-   tables, and nothing on ``schema_migrations``.
+2. creates each user if missing and sets its password from the Secrets Manager secret the proxy uses
+   for it, sent as a SCRAM-SHA-256 verifier so the plain password never reaches the server (or its
+   statement log). The users: the app user (``APP_DB_USER``: processor and clean-up) and the health
+   function's read-only user (``HEALTH_DB_USER``), whose URL may be public;
+3. grants each user exactly what its functions need, on the ledger tables only (nothing on
+   ``schema_migrations``): SELECT, INSERT, UPDATE, DELETE for the app user, SELECT alone for the
+   health function's; every other table privilege is revoked, so a user's grants are what this
+   module says, whatever they were before.
 
 Every step is safe to repeat. A delete leaves the database alone (the instance keeps a snapshot).
 
@@ -34,18 +37,22 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pg8000.native
 import scramp
 
+from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations
 
 PHYSICAL_ID = "ledger-migrations"
 APP_TABLES = ("submission_ledger", "processor_heartbeat")
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+WRITER = ("SELECT", "INSERT", "UPDATE", "DELETE")
+READER = ("SELECT",)
 LOCK_NOT_AVAILABLE = "55P03"
 _SCRAM_ITERATIONS = 4096
 _SCRAM = scramp.ScramMechanism("SCRAM-SHA-256")
@@ -94,25 +101,73 @@ def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int 
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def set_up_database(connection: pg8000.native.Connection, *, app_user: str, app_password: str) -> list[int]:
-    """Apply the migrations, then create or update the app user and its grants; return versions applied."""
+@dataclass(frozen=True)
+class Role:
+    """A database user the migration keeps: its name, its password (the one in the secret RDS Proxy
+    signs in with) and exactly these privileges on the ledger tables."""
+
+    name: str
+    password: str = dataclasses.field(repr=False)
+    privileges: tuple[str, ...]
+
+
+def app_role(name: str, password: str) -> Role:
+    """The processor's and the clean-up's user: reads and writes the ledger tables."""
+    return Role(name, password, WRITER)
+
+
+def reader_role(name: str, password: str) -> Role:
+    """The health function's user: reads the ledger tables, nothing more."""
+    return Role(name, password, READER)
+
+
+def set_up_database(connection: pg8000.native.Connection, roles: Sequence[Role]) -> list[int]:
+    """Apply the migrations, then create or update each role and its grants; return versions applied."""
     applied = apply_migrations(connection)
-    user = pg8000.native.identifier(app_user)
-    exists = connection.run("SELECT 1 FROM pg_roles WHERE rolname = :name", name=app_user)
-    if not exists:
+    for role in roles:
+        _keep_role(connection, role)
+    return applied
+
+
+def _keep_role(connection: pg8000.native.Connection, role: Role) -> None:
+    """Create ``role`` if missing, set its password, and make its table grants exactly ``role.privileges``.
+
+    The privileges it must not have are revoked and the others granted, never all revoked first: the
+    app user's statements keep running while a deploy migrates.
+    """
+    user = pg8000.native.identifier(role.name)
+    if not connection.run("SELECT 1 FROM pg_roles WHERE rolname = :name", name=role.name):
         connection.run(f"CREATE ROLE {user} LOGIN")
-    verifier = pg8000.native.literal(scram_verifier(app_password))
+    verifier = pg8000.native.literal(scram_verifier(role.password))
     connection.run(f"ALTER ROLE {user} WITH LOGIN PASSWORD {verifier}")
     database = pg8000.native.identifier(connection.run("SELECT current_database()")[0][0])
     connection.run(f"GRANT CONNECT ON DATABASE {database} TO {user}")
     connection.run(f"GRANT USAGE ON SCHEMA public TO {user}")
     tables = ", ".join(pg8000.native.identifier(table) for table in APP_TABLES)
-    connection.run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {user}")
-    return applied
+    refused = [privilege for privilege in TABLE_PRIVILEGES if privilege not in role.privileges]
+    if refused:
+        connection.run(f"REVOKE {', '.join(refused)} ON {tables} FROM {user}")
+    connection.run(f"GRANT {', '.join(role.privileges)} ON {tables} TO {user}")
 
 
-def app_password(secret_arn: str) -> str:
-    """The app user's password from its Secrets Manager secret (``{"username", "password"}``)."""
+def roles_from_env(env: Mapping[str, str], password: Callable[[str], str]) -> list[Role]:
+    """The app user (``APP_DB_USER``, ``APP_SECRET_ARN``) and, when named, the health function's read-only
+    user (``HEALTH_DB_USER``, ``HEALTH_SECRET_ARN``), with their passwords read by ``password(arn)``.
+
+    A missing variable is a ConfigurationError naming it, checked before any secret is read.
+    """
+    needed = ["APP_DB_USER", "APP_SECRET_ARN"] + (["HEALTH_SECRET_ARN"] if env.get("HEALTH_DB_USER") else [])
+    missing = [name for name in needed if not env.get(name, "").strip()]
+    if missing:
+        raise ConfigurationError(f"the migration needs {', '.join(missing)}")
+    roles = [app_role(env["APP_DB_USER"].strip(), password(env["APP_SECRET_ARN"].strip()))]
+    if env.get("HEALTH_DB_USER", "").strip():
+        roles.append(reader_role(env["HEALTH_DB_USER"].strip(), password(env["HEALTH_SECRET_ARN"].strip())))
+    return roles
+
+
+def secret_password(secret_arn: str) -> str:
+    """A database user's password from its Secrets Manager secret (``{"username", "password"}``)."""
     import boto3
 
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
@@ -179,8 +234,7 @@ def _lock_not_available(error: BaseException) -> bool:
 def migrate(
     connect: Connect,
     *,
-    app_user: str,
-    password: str,
+    roles: Sequence[Role],
     deadline: float,
     timeouts: MigrationTimeouts = MigrationTimeouts(),
     clock: Callable[[], float] = time.monotonic,
@@ -195,7 +249,7 @@ def migrate(
         delay = timeouts.first_backoff_seconds
         for attempt in range(1, timeouts.lock_attempts + 1):
             try:
-                return set_up_database(connection, app_user=app_user, app_password=password)
+                return set_up_database(connection, roles)
             except pg8000.native.DatabaseError as error:
                 if not _lock_not_available(error) or attempt == timeouts.lock_attempts or deadline - clock() <= delay:
                     raise
@@ -227,8 +281,7 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = dataclasses.replace(DatabaseSettings.from_env(), timeout_seconds=timeouts.socket_timeout_seconds)
     applied = migrate(
         settings.connect,
-        app_user=os.environ["APP_DB_USER"],
-        password=app_password(os.environ["APP_SECRET_ARN"]),
+        roles=roles_from_env(os.environ, secret_password),
         deadline=deadline,
         timeouts=timeouts,
     )

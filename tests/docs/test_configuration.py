@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 from cleanup.handler import CleanupSettings, retention_days
+from migrate.handler import roles_from_env
 
 from health.settings import HealthSettings
 from infra.settings import DEFAULTS, STAGES_KEY, ContextError, load_settings
@@ -76,6 +77,11 @@ READERS = (
     ),
     Reader("tracing switch", {}, tracing_enabled),
     Reader("clean-up settings", {}, CleanupSettings.from_env),
+    Reader(
+        "migration's database users",
+        {"APP_DB_USER": "app", "APP_SECRET_ARN": "arn:app"},
+        lambda env: roles_from_env(env, lambda arn: "password"),
+    ),
 )
 
 

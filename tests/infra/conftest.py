@@ -147,10 +147,9 @@ def variant(request: pytest.FixtureRequest, assembly: Assembly) -> Synthesized:
     return assembly.variants[request.param]
 
 
-@pytest.fixture
-def app_user(database_url: str) -> Iterator[str]:
+def _test_role(database_url: str, kind: str) -> Iterator[str]:
     """A database role name unique to this test (roles are server-wide), dropped afterwards."""
-    name = f"ta_app_{uuid.uuid4().hex[:8]}"
+    name = f"ta_{kind}_{uuid.uuid4().hex[:8]}"
     yield name
     connection = DatabaseSettings.from_url(database_url).connect()
     try:
@@ -159,3 +158,15 @@ def app_user(database_url: str) -> Iterator[str]:
             connection.run(f'DROP ROLE "{name}"')
     finally:
         connection.close()
+
+
+@pytest.fixture
+def app_user(database_url: str) -> Iterator[str]:
+    """The application's role, as the migration creates it, for this test only."""
+    yield from _test_role(database_url, "app")
+
+
+@pytest.fixture
+def reader_user(database_url: str) -> Iterator[str]:
+    """The health function's read-only role, as the migration creates it, for this test only."""
+    yield from _test_role(database_url, "reader")

@@ -11,6 +11,7 @@ import pytest
 from migrate.handler import (
     MigrationFailed,
     MigrationTimeouts,
+    app_role,
     connect_with_retry,
     migrate,
     on_event,
@@ -124,8 +125,7 @@ def migrate_counted(database_url: str, app_user: str, clock: FakeClock) -> list[
     """The migration against the test database, sleeping on the fake clock."""
     return migrate(
         DatabaseSettings.from_url(database_url).connect,
-        app_user=app_user,
-        password="pw",
+        roles=[app_role(app_user, "pw")],
         deadline=60,
         timeouts=FAST,
         clock=clock,
@@ -150,7 +150,7 @@ def test_session_gets_its_own_statement_and_lock_timeouts(database_url: str, app
         connection.run = run
         return connection
 
-    migrate(connect, app_user=app_user, password="pw", deadline=60, timeouts=FAST)
+    migrate(connect, roles=[app_role(app_user, "pw")], deadline=60, timeouts=FAST)
     assert seen == {"statement_timeout": "2min", "lock_timeout": "200ms"}
 
 
