@@ -23,10 +23,13 @@ What keeps a deploy from getting stuck:
   or whose ``SchemaVersion`` is lower than the one it replaces succeeds without touching the database.
   Otherwise a database failure during the rollback would leave the stack ``UPDATE_ROLLBACK_FAILED``.
 * **The first connection** after the instance and proxy are created can fail for a few minutes while
-  the proxy registers its target: it is retried with exponential backoff within the invocation.
-* **Timeouts of its own.** The session gets a ``statement_timeout`` long enough for a migration and a
-  short ``lock_timeout``: a migration that waits for a lock held by live traffic gives up quickly and
-  is retried a few times, instead of queueing every later statement behind it.
+  the proxy registers its target: it is retried with exponential backoff for the whole invocation,
+  less the time kept to answer CloudFormation. Each attempt waits a short connect timeout, not a
+  statement timeout, so a network that drops packets costs seconds per attempt.
+* **Timeouts of its own.** The session gets a ``statement_timeout`` long enough for a migration (cut
+  to the time left when the connection came late) and a short ``lock_timeout``: a migration that
+  waits for a lock held by live traffic gives up quickly and is retried a few times, instead of
+  queueing every later statement behind it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import pg8000.native
 import scramp
 
 from telemetry_adapter.config import ConfigurationError
-from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.connection import DatabaseSettings, set_statement_timeout
 from telemetry_adapter.ledger.migrations import apply_migrations
 
 PHYSICAL_ID = "ledger-migrations"
@@ -57,15 +60,20 @@ LOCK_NOT_AVAILABLE = "55P03"
 _SCRAM_ITERATIONS = 4096
 _SCRAM = scramp.ScramMechanism("SCRAM-SHA-256")
 
-Connect = Callable[[], pg8000.native.Connection]
+Connect = Callable[[float], pg8000.native.Connection]
+"""Opens a connection, waiting at most the given seconds (``DatabaseSettings.connect``)."""
+NO_CONTEXT_SECONDS = 300.0
+"""The time budget when there is no Lambda context (a local run)."""
+MIN_STATEMENT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class MigrationTimeouts:
     """How long the migration waits, and for what."""
 
-    connect_retry_seconds: float = 300.0
-    """How long the first connection is retried (the proxy may still be registering its target)."""
+    connect_timeout_seconds: float = 10.0
+    """One connection attempt (TCP, TLS, the IAM sign-in through the proxy). Short: attempts are
+    retried until the deadline, and a network that drops packets must not eat it in a few of them."""
     first_backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
     statement_timeout_ms: int = 120_000
@@ -75,11 +83,16 @@ class MigrationTimeouts:
     lock_attempts: int = 5
     reserve_seconds: float = 10.0
     """Kept in hand at the end of the invocation to answer CloudFormation."""
+    socket_margin_seconds: float = 5.0
+    """The client's socket waits this much longer than the server's statement timeout, so the server
+    decides (with an error the log can name) unless the network is gone."""
 
-    @property
-    def socket_timeout_seconds(self) -> float:
-        """The client's socket timeout: above the server's statement timeout, so the server decides."""
-        return self.statement_timeout_ms / 1000 + 10
+
+def invocation_deadline(
+    remaining_ms: float, timeouts: MigrationTimeouts, clock: Callable[[], float] = time.monotonic
+) -> float:
+    """When the migration must stop: the invocation's end, less the time kept to answer CloudFormation."""
+    return clock() + remaining_ms / 1000 - timeouts.reserve_seconds
 
 
 class MigrationFailed(RuntimeError):
@@ -204,13 +217,14 @@ def connect_with_retry(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> pg8000.native.Connection:
-    """Open the first connection, retrying any failure with exponential backoff until ``deadline``."""
+    """Open the first connection, retrying any failure with exponential backoff until ``deadline``; no
+    attempt waits past it."""
     delay = timeouts.first_backoff_seconds
     attempt = 0
     while True:
         attempt += 1
         try:
-            return connect()
+            return connect(max(0.001, min(timeouts.connect_timeout_seconds, deadline - clock())))
         except Exception as error:
             left = deadline - clock()
             if left <= delay:
@@ -240,11 +254,20 @@ def migrate(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[int]:
-    """Connect (with retries), set the session's timeouts, and set up the database; retry lock timeouts."""
+    """Connect (with retries), set the session's timeouts, and set up the database; retry lock timeouts.
+
+    The statement timeout is the configured one, or what is left before ``deadline`` (less the socket's
+    margin) when the connection came late; with less than a second left nothing is started.
+    """
     connection = connect_with_retry(connect, deadline=deadline, timeouts=timeouts, clock=clock, sleep=sleep)
     try:
+        left = deadline - clock()
+        statement_seconds = min(timeouts.statement_timeout_ms / 1000, left - timeouts.socket_margin_seconds)
+        if statement_seconds < MIN_STATEMENT_SECONDS:
+            raise MigrationFailed(f"connected with {left:.1f} s left: too little to start a migration")
+        set_statement_timeout(connection, statement_seconds + timeouts.socket_margin_seconds)
         # Session settings through set_config, so the SQL stays constant and the values are parameters.
-        connection.run("SELECT set_config('statement_timeout', :ms, false)", ms=f"{timeouts.statement_timeout_ms}ms")
+        connection.run("SELECT set_config('statement_timeout', :ms, false)", ms=f"{round(statement_seconds * 1000)}ms")
         connection.run("SELECT set_config('lock_timeout', :ms, false)", ms=f"{timeouts.lock_timeout_ms}ms")
         delay = timeouts.first_backoff_seconds
         for attempt in range(1, timeouts.lock_attempts + 1):
@@ -276,11 +299,10 @@ def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log("ledger left as it is", reason=reason)
         return {"PhysicalResourceId": physical_id, "Data": {"Applied": "", "Skipped": reason}}
     timeouts = MigrationTimeouts()
-    remaining = context.get_remaining_time_in_millis() / 1000 if context else timeouts.connect_retry_seconds
-    deadline = time.monotonic() + min(timeouts.connect_retry_seconds, remaining - timeouts.reserve_seconds)
-    settings = dataclasses.replace(DatabaseSettings.from_env(), timeout_seconds=timeouts.socket_timeout_seconds)
+    remaining_ms = context.get_remaining_time_in_millis() if context else NO_CONTEXT_SECONDS * 1000
+    deadline = invocation_deadline(remaining_ms, timeouts)
     applied = migrate(
-        settings.connect,
+        DatabaseSettings.from_env().connect,
         roles=roles_from_env(os.environ, secret_password),
         deadline=deadline,
         timeouts=timeouts,
