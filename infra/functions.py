@@ -300,8 +300,8 @@ class Functions(Construct):
     def _migration(self) -> CustomResource:
         """The migration custom resource: runs on create and whenever the code asset changes.
 
-        ``AssetHash`` and ``SchemaVersion`` in the request let the function recognise a rollback to
-        older code (``functions/migrate/handler.py``) and answer it without touching the database.
+        ``AssetHash``, ``SchemaVersion`` and the users and secrets in the request let the function answer
+        a rollback or a code-only change without touching the database (``functions/migrate/handler.py``).
         """
         database = self._database
         function = self._function(

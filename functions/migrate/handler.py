@@ -18,10 +18,15 @@ Every step is safe to repeat. A delete leaves the database alone (the instance k
 What keeps a deploy from getting stuck:
 
 * **Rollback to older code.** When an update fails, CloudFormation sends this resource an update back
-  to the previous properties. Migrations only add, so the older code's schema is already in place:
-  a request whose ``AssetHash`` is not this function's own (this newer code answering for older code)
-  or whose ``SchemaVersion`` is lower than the one it replaces succeeds without touching the database.
-  Otherwise a database failure during the rollback would leave the stack ``UPDATE_ROLLBACK_FAILED``.
+  to the previous properties. Migrations only add, so the older code's schema is already in place.
+  Which code answers depends on the order of the rollback: CloudFormation reverts resources in
+  dependency order, so the migration function usually has its older code back already, and then the
+  request's ``AssetHash`` is its own. So an update touches the database only when it asks for
+  something the previous properties did not have: a higher ``SchemaVersion``, or a user or secret
+  they did not name. A rollback never does, whichever code answers it; neither does a code-only
+  change. Otherwise a database failure during the rollback would leave the stack
+  ``UPDATE_ROLLBACK_FAILED``. (Were the database work run anyway, it would do no harm: the older
+  code's migrations are all applied, and its users' passwords and grants are the ones in place.)
 * **The first connection** after the instance and proxy are created can fail for a few minutes while
   the proxy registers its target: it is retried with exponential backoff for the whole invocation,
   less the time kept to answer CloudFormation. Each attempt waits a short connect timeout, not a
@@ -188,10 +193,16 @@ def secret_password(secret_arn: str) -> str:
     return password
 
 
-def rollback_reason(event: Mapping[str, Any], own_asset_hash: str | None) -> str | None:
-    """Why this request is a rollback to older code that needs no database work, or None.
+_NOT_ASKED_OF_THE_DATABASE = ("ServiceToken", "AssetHash", "SchemaVersion")
+"""Properties that name no user or secret (the schema version is compared on its own)."""
 
-    CloudFormation passes custom resource properties as strings, so versions are parsed here.
+
+def rollback_reason(event: Mapping[str, Any], own_asset_hash: str | None) -> str | None:
+    """Why this update needs no database work (a rollback, or a code-only change), or None.
+
+    An update needs the database only when it asks for something the previous properties did not
+    have: a higher schema version, or a user or secret they did not name. CloudFormation passes custom
+    resource properties as strings, so versions are parsed here.
     """
     if event.get("RequestType") != "Update":
         return None
@@ -206,6 +217,14 @@ def rollback_reason(event: Mapping[str, Any], own_asset_hash: str | None) -> str
         return None
     if version < old_version:
         return f"schema version {version} replaces {old_version}: a rollback, and migrations only add"
+    new = [
+        key for key, value in requested.items() if key not in _NOT_ASKED_OF_THE_DATABASE and previous.get(key) != value
+    ]
+    if version == old_version and not new:
+        return (
+            "the update asks for nothing the ledger lacks (same schema version, same users): "
+            "a code-only change or a rollback"
+        )
     return None
 
 

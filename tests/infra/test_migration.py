@@ -56,8 +56,8 @@ def update(asset: str, schema: str, old_asset: str = OLD_HASH, old_schema: str =
     return {
         "RequestType": "Update",
         "PhysicalResourceId": "ledger-migrations",
-        "ResourceProperties": {"AssetHash": asset, "SchemaVersion": schema},
-        "OldResourceProperties": {"AssetHash": old_asset, "SchemaVersion": old_schema},
+        "ResourceProperties": {"ServiceToken": "arn:provider", "AssetHash": asset, "SchemaVersion": schema},
+        "OldResourceProperties": {"ServiceToken": "arn:provider", "AssetHash": old_asset, "SchemaVersion": old_schema},
     }
 
 
@@ -76,8 +76,30 @@ def test_a_lower_schema_version_is_a_rollback() -> None:
 
 def test_forward_updates_and_creates_migrate() -> None:
     assert rollback_reason(update(OWN_HASH, "2", old_schema="1"), OWN_HASH) is None
-    assert rollback_reason(update(OWN_HASH, "1", old_schema="1"), OWN_HASH) is None
     assert rollback_reason({"RequestType": "Create", "ResourceProperties": {"AssetHash": OLD_HASH}}, OWN_HASH) is None
+    new_user = update(OWN_HASH, "1", old_schema="1")
+    new_user["ResourceProperties"]["HealthUser"] = "telemetry_health"  # a user the ledger does not have yet
+    assert rollback_reason(new_user, OWN_HASH) is None
+    new_secret = update(OWN_HASH, "1", old_schema="1")
+    new_secret["ResourceProperties"]["AppSecretArn"] = "arn:new"  # a password to set from a replaced secret
+    new_secret["OldResourceProperties"]["AppSecretArn"] = "arn:old"
+    assert rollback_reason(new_secret, OWN_HASH) is None
+
+
+def test_a_code_only_update_needs_no_database() -> None:
+    reason = rollback_reason(update(OWN_HASH, "1", old_schema="1"), OWN_HASH)
+    assert reason is not None
+    assert "nothing the ledger lacks" in reason
+
+
+def test_a_rollback_answered_by_the_reverted_older_code_needs_no_database() -> None:
+    """CloudFormation rolls back in dependency order: the migration function gets its older code back
+    before the custom resource gets its rollback update, so the request's asset hash is the answering
+    function's own. The update it undoes added a user; the rollback asks for nothing new."""
+    event = update(OLD_HASH, "1", old_asset=OWN_HASH, old_schema="1")
+    event["OldResourceProperties"]["HealthUser"] = "telemetry_health"
+    event["OldResourceProperties"]["HealthSecretArn"] = "arn:health"
+    assert rollback_reason(event, OLD_HASH) is not None
 
 
 def test_a_rollback_succeeds_without_touching_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
