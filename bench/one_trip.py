@@ -1,0 +1,157 @@
+"""A ledger statement in one network round trip instead of pg8000's three, parameters still bound by the server.
+
+pg8000 (1.31) runs a parameterised statement as three exchanges, each ending in a Sync and a wait for
+the server: Parse; Describe (statement); Bind + Execute. It reads nothing from the Describe answer it
+needs before Bind: parameters are sent as text with the types given at Parse (none here: every
+parameter of the ledger's SQL is cast in the statement), and the row description comes back the same
+from a Describe of the portal. So the whole extended-protocol exchange can go in one write, Parse,
+Bind, Describe (portal), Execute, Sync, and be answered in one: what libpq's ``PQexecParams`` (and so
+psycopg) sends. Values still travel in Bind, apart from the SQL text, so injection stays impossible;
+the statement is unnamed, so nothing outlives the exchange and RDS Proxy has no prepared statement
+to pin the session for (named, cached prepared statements would pin it).
+
+:class:`OneTripConnection` is that change as a subclass of ``pg8000.native.Connection`` overriding
+the one method that sends the exchange; ``run``, errors (an ``ErrorResponse`` makes the server skip
+to the Sync, so the connection stays usable), COPY streams and the unparameterised simple-query path
+are pg8000's own. The benchmark measures it as the ``handler_one_trip`` case and counts the round
+trips on the wire (:func:`wire_round_trips`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pg8000.native
+from pg8000.converters import make_params
+from pg8000.core import (
+    BIND,
+    DESCRIBE,
+    EXECUTE_MSG,
+    NULL_BYTE,
+    PARSE,
+    PORTAL,
+    SYNC_MSG,
+    Context,
+    H_pack,
+    _flush,
+    _write,
+    i_pack,
+)
+
+from bench.pgproxy import latency_proxy
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
+from telemetry_adapter.submission import Submission
+
+
+class OneTripConnection(pg8000.native.Connection):  # type: ignore[misc]  # pg8000 ships no type hints
+    """``pg8000.native.Connection`` whose parameterised statements cost one round trip."""
+
+    def execute_unnamed(
+        self, statement: str, vals: Sequence[Any] = (), oids: Sequence[int] = (), stream: Any = None
+    ) -> Any:
+        """Parse, Bind, Describe (portal), Execute and Sync in one write; then read every answer up to
+        ReadyForQuery (raising the server's error, if any, once the connection is back in step).
+
+        Unlike pg8000's ``send_PARSE``/``send_BIND``, no Flush message follows each step: the server
+        answers once, at the Sync, as it does for libpq.
+        """
+        context = Context(statement, stream=stream)
+        self._send_message(PARSE, self._parse_body(statement, oids))
+        self._send_message(BIND, self._bind_body(make_params(self.py_types, vals)))
+        self._send_message(DESCRIBE, PORTAL + NULL_BYTE)
+        _write(self._sock, EXECUTE_MSG)
+        _write(self._sock, SYNC_MSG)
+        _flush(self._sock)
+        self.handle_messages(context)
+        return context
+
+    def _parse_body(self, statement: str, oids: Sequence[int]) -> bytes:
+        """Parse: the unnamed statement, its text, and the parameter types given (0: let the server infer)."""
+        body = bytearray(NULL_BYTE + statement.encode(self._client_encoding) + NULL_BYTE + H_pack(len(oids)))
+        for oid in oids:
+            body.extend(i_pack(0 if oid == -1 else oid))
+        return bytes(body)
+
+    def _bind_body(self, params: Sequence[str | None]) -> bytes:
+        """Bind the unnamed portal to the unnamed statement: every value as text, results as text (pg8000's formats)."""
+        body = bytearray(NULL_BYTE + NULL_BYTE + H_pack(0) + H_pack(len(params)))
+        for value in params:
+            if value is None:
+                body.extend(i_pack(-1))
+            else:
+                encoded = value.encode(self._client_encoding)
+                body.extend(i_pack(len(encoded)) + encoded)
+        body.extend(H_pack(0))
+        return bytes(body)
+
+
+def connect_one_trip(settings: DatabaseSettings) -> OneTripConnection:
+    """A :class:`OneTripConnection` for a ``DATABASE_URL``-style setting (the bench's; no IAM, no TLS).
+
+    In the ledger itself the change is one line: ``DatabaseSettings.connect`` builds this class instead
+    of ``pg8000.native.Connection``, with the same arguments.
+    """
+    if settings.iam_region or settings.tls != "disable":
+        raise ValueError("the one-trip prototype connects to local databases only (no IAM token, no TLS)")
+    kwargs: dict[str, Any] = {
+        "user": settings.user,
+        "database": settings.database,
+        "password": settings.password,
+        "timeout": settings.timeout_seconds,
+        "application_name": "telemetry-adapter",
+    }
+    if settings.unix_socket:
+        kwargs["unix_sock"] = settings.unix_socket
+    else:
+        kwargs["host"] = settings.host
+        kwargs["port"] = settings.port
+    return OneTripConnection(**kwargs)
+
+
+def one_trip_ledger(database_url: str) -> Ledger:
+    """The processor's ledger (same statements, same retry) on one-trip connections."""
+    settings = DatabaseSettings.from_url(database_url)
+    return Ledger(ConnectionProvider(lambda: connect_one_trip(settings)))
+
+
+@dataclass(frozen=True)
+class WireTrips:
+    """Round trips seen on the wire for each ledger statement of one batch."""
+
+    claim: int
+    outcome: int
+
+    @property
+    def per_batch(self) -> int:
+        """Both statements."""
+        return self.claim + self.outcome
+
+
+def wire_round_trips(database_url: str, submissions: Sequence[Submission], *, one_trip: bool) -> WireTrips:
+    """Claim and record ``submissions`` through a counting (zero-delay) proxy; the trips each statement cost.
+
+    Leaves the submissions claimed and completed: reset the ledger afterwards.
+    """
+    with latency_proxy(database_url, 0.0) as proxy:
+        settings = DatabaseSettings.from_url(proxy.url)
+        connect = (lambda: connect_one_trip(settings)) if one_trip else settings.connect
+        provider = ConnectionProvider(connect)
+        ledger = Ledger(provider)
+        try:
+            provider.get()  # connect first: the start-up exchange is not a statement
+            requests = [ClaimRequest(s.submission_id, s.device_id, s.digest, len(s.events)) for s in submissions]
+            before = proxy.round_trips
+            ledger.claim(requests, owner="bench-wire", lease_seconds=60.0)
+            claimed = proxy.round_trips
+            ledger.record_outcome(
+                {request.submission_id: request.event_count for request in requests},
+                owner="bench-wire",
+                worker="bench-wire",
+                batch_size=len(requests),
+            )
+            return WireTrips(claim=claimed - before, outcome=proxy.round_trips - claimed)
+        finally:
+            provider.discard()
