@@ -49,6 +49,7 @@ class Idiom:
 
     lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]]
     persistence: DynamoDBPersistenceLayer
+    kinesis: Any
 
     @property
     def dynamodb(self) -> Any:
@@ -84,4 +85,4 @@ def build_idiom(table_name: str, kinesis: Any, stream_name: str, limits: Limits 
             process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
         )
 
-    return Idiom(lambda_handler, persistence)
+    return Idiom(lambda_handler, persistence, kinesis)

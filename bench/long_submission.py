@@ -1,0 +1,269 @@
+"""One 10,000-event submission at 30 ms per PutRecords, through the real handler and an emulated queue.
+
+The ordering guarantee allows one event of a submission per PutRecords call, so such a submission
+needs 10,000 sequential calls: about five minutes, five times a 60-second invocation. It must still
+complete, in order, and never reach the dead-letter queue. The case runs it the way AWS would, with the
+stack's deployed defaults (function timeout, safety margin, batch size and batching window, visibility
+timeout, ``maxReceiveCount``): the queue and its DLQ are moto's SQS with the redrive policy, created by
+``local_stack``; the event source mapping is ``local_stack``'s :class:`~local_stack.poller.Poller`;
+the function is ``processor.handler.lambda_handler`` with ``QUEUE_URL`` set; every PutRecords call
+waits ``put_records_ms`` (:func:`bench.latency.kinesis_latency`).
+
+Time between deliveries is fast-forwarded. A message that failed stays invisible until its visibility
+timeout (6 minutes by default) or the processor's retry delay ends; waiting for that in real time
+would make the case last half an hour and tell nothing more. When the poller finds the queue idle
+while a message is still on it, the queue's clock (moto's SQS clock, nothing else) jumps to the moment
+the next message becomes visible. The reported time is the real time plus the skipped waits: what the
+submission would take in AWS. The handler's own deadline runs on real time, untouched.
+
+The verdict: every event of the submission is on the stream; the first copy of each event comes in
+sequence order (copies carry the same id and are allowed after a lost answer); the DLQ is empty.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import random
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import boto3
+
+from bench.latency import kinesis_latency
+from bench.stack import REGION, STREAM, Stack
+from devkit import fleet
+from devkit.kinesis import read_stream
+from infra.settings import DEFAULTS
+from local_stack.poller import Poller
+from local_stack.resources import create_resources, queue_depth
+from local_stack.tally import Tally
+
+EVENTS = 10_000
+PUT_RECORDS_MS = 30.0
+FUNCTION_TIMEOUT_SECONDS = int(DEFAULTS["functionTimeoutSeconds"])
+VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
+"""The stack's derived default (``visibilityTimeoutSeconds`` unset: six times the function timeout)."""
+MAX_RECEIVE_COUNT = int(DEFAULTS["maxReceiveCount"])
+BATCH_SIZE = int(DEFAULTS["batchSize"])
+BATCHING_WINDOW_SECONDS = float(DEFAULTS["maxBatchingWindowSeconds"])
+SAFETY_MARGIN_MS = int(DEFAULTS["timeBudgetMarginMs"])
+_MOTO_ACCOUNT = "123456789012"
+
+
+@dataclass
+class LongSubmissionResult:
+    """What became of the submission."""
+
+    events: int
+    put_records_ms: float
+    function_timeout_s: int
+    max_receive_count: int
+    deliveries: int
+    """Invocations that received the submission (a re-enqueued copy counts as a new delivery)."""
+    seconds: float
+    """Real time plus the skipped queue waits: the time in AWS."""
+    real_seconds: float
+    skipped_seconds: float
+    events_on_stream: int
+    distinct_events: int
+    in_order: bool
+    dead_lettered: bool
+    completed: bool
+    stopped_early: str | None = None
+    """Why the run gave up before the queue was empty (a bound reached), if it did."""
+
+    @property
+    def passed(self) -> bool:
+        """Complete, in order, and not in the DLQ."""
+        return self.completed and self.in_order and not self.dead_lettered and self.stopped_early is None
+
+    def row(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {**asdict(self), "passed": self.passed}
+
+
+class QueueClock:
+    """moto's SQS clock, shifted forward by the waits the run skipped (real time otherwise)."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def seconds(self) -> float:
+        """The queue's ``time.time()``."""
+        return time.time() + self.skipped
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[QueueClock]:
+        """moto's SQS backend reads this clock for the duration of the block."""
+        import moto.sqs.models as sqs_models
+
+        saved = (sqs_models.unix_time, sqs_models.unix_time_millis)
+        sqs_models.unix_time = lambda *_: self.seconds()
+        sqs_models.unix_time_millis = lambda *_: self.seconds() * 1000
+        try:
+            yield self
+        finally:
+            sqs_models.unix_time, sqs_models.unix_time_millis = saved
+
+    def skip_to_next_visible(self, queue_name: str) -> float:
+        """Jump to just after the next message of ``queue_name`` becomes visible; return the seconds skipped."""
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends[_MOTO_ACCOUNT][REGION].queues[queue_name]
+        now_ms = self.seconds() * 1000
+        due = [
+            max(message.visible_at, message.delayed_until or 0.0)
+            for message in queue._messages  # moto's own list: when each message comes back
+        ]
+        waits = [moment - now_ms for moment in due if moment > now_ms]
+        if not waits:
+            return 0.0
+        skip = min(waits) / 1000 + 0.01
+        self.skipped += skip
+        return skip
+
+
+def long_document(events: int, seed: int = 10_000) -> dict[str, Any]:
+    """One valid submission of ``events`` process events from a realistic sensor (under 1 MiB encoded)."""
+    rng = random.Random(seed)
+    return fleet.submission(rng, fleet.device_ids(1, seed=seed)[0], processes=events, connections=0)
+
+
+def run_long_submission(
+    stack: Stack,
+    *,
+    events: int = EVENTS,
+    put_records_ms: float = PUT_RECORDS_MS,
+    function_timeout_s: int = FUNCTION_TIMEOUT_SECONDS,
+    max_deliveries: int = 50,
+    max_real_seconds: float = 1_800.0,
+) -> LongSubmissionResult:
+    """Send the submission, drive the handler until the queue is empty or a bound is reached, check the stream."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    stack.reset(1)
+    resources = create_resources(
+        sqs, stack.kinesis, visibility_timeout=6 * function_timeout_s, max_receive_count=MAX_RECEIVE_COUNT
+    )
+    document = long_document(events)
+    env = {
+        "QUEUE_URL": resources.queue_url,
+        "DLQ_URL": resources.dlq_url,
+        "TIME_BUDGET_MARGIN_MS": str(SAFETY_MARGIN_MS),
+    }
+    clock = QueueClock()
+    bounds = _Bounds(function_timeout_s, max_deliveries, max_real_seconds)
+    started = time.monotonic()
+    try:
+        with _environment(env), kinesis_latency(put_records_ms), clock.installed(), _quiet_handler():
+            deliveries, stopped, dead = _drive(sqs, resources.queue_url, resources.dlq_url, document, clock, bounds)
+    finally:
+        for url in (resources.queue_url, resources.dlq_url):
+            sqs.delete_queue(QueueUrl=url)
+        stack.kinesis.delete_stream(StreamName=resources.stream_name)  # local_stack's own, unused here
+    real = time.monotonic() - started
+    sequences = [
+        record["sequence"]
+        for record in read_stream(stack.kinesis, STREAM)
+        if record["submission_id"] == document["submission_id"]
+    ]
+    first_copies = list(dict.fromkeys(sequences))
+    return LongSubmissionResult(
+        events=events,
+        put_records_ms=put_records_ms,
+        function_timeout_s=function_timeout_s,
+        max_receive_count=MAX_RECEIVE_COUNT,
+        deliveries=deliveries,
+        seconds=round(real + clock.skipped, 1),
+        real_seconds=round(real, 1),
+        skipped_seconds=round(clock.skipped, 1),
+        events_on_stream=len(sequences),
+        distinct_events=len(first_copies),
+        in_order=first_copies == list(range(len(first_copies))),
+        dead_lettered=dead,
+        completed=len(first_copies) == events,
+        stopped_early=stopped,
+    )
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    function_timeout_s: int
+    max_deliveries: int
+    max_real_seconds: float
+
+
+def _drive(
+    sqs: Any, queue_url: str, dlq_url: str, document: dict[str, Any], clock: QueueClock, bounds: _Bounds
+) -> tuple[int, str | None, bool]:
+    """Send the submission and poll until the queue is empty or a bound is reached: (deliveries, why it
+    stopped early, whether the DLQ holds a message)."""
+    from processor.handler import lambda_handler
+    from telemetry_adapter.runtime import default_pipeline
+
+    default_pipeline.cache_clear()  # rebuilt here: its Kinesis client pays the modelled delay
+    started = time.monotonic()
+    deliveries = 0
+    try:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=fleet.encode(document))
+        poller = Poller(
+            sqs,
+            queue_url,
+            lambda_handler,
+            Tally(),
+            batch_size=BATCH_SIZE,
+            batching_window=BATCHING_WINDOW_SECONDS,
+            visibility_timeout=6 * bounds.function_timeout_s,
+            function_timeout=bounds.function_timeout_s,
+            region=REGION,
+        )
+        while True:
+            if deliveries >= bounds.max_deliveries:
+                return deliveries, f"{bounds.max_deliveries} deliveries", queue_depth(sqs, dlq_url).total > 0
+            if time.monotonic() - started > bounds.max_real_seconds:
+                return deliveries, f"{bounds.max_real_seconds:g} s of real time", queue_depth(sqs, dlq_url).total > 0
+            if poller.poll_once():
+                deliveries += 1
+            elif queue_depth(sqs, queue_url).total == 0:
+                return deliveries, None, queue_depth(sqs, dlq_url).total > 0
+            else:
+                clock.skip_to_next_visible(queue_url.rsplit("/", 1)[-1])
+    finally:
+        with contextlib.suppress(Exception):
+            default_pipeline().publisher.close()
+        default_pipeline.cache_clear()
+
+
+@contextlib.contextmanager
+def _quiet_handler() -> Iterator[None]:
+    """The handler's logs and EMF metrics go to stdout, as in Lambda: keep them off the bench's output."""
+    from telemetry_adapter.observability import logger
+
+    handler = logger.registered_handler
+    saved = handler.setStream(io.StringIO()) if isinstance(handler, logging.StreamHandler) else None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
+            yield
+    finally:
+        if saved is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(saved)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
