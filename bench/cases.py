@@ -16,8 +16,6 @@ it, so the idiom tells everything it told and is what users would really write.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -211,10 +209,7 @@ def _checked(handler: Callable[[dict[str, Any], Any], dict[str, Any]], batch: Ba
     event = batch.event
 
     def run() -> None:
-        context = LambdaContext(timeout_ms=_TIMEOUT_MS)
-        # Powertools prints the EMF metrics document to stdout, as in Lambda; keep it off the table.
-        with contextlib.redirect_stdout(io.StringIO()):
-            response = handler(event, context)
+        response = handler(event, LambdaContext(timeout_ms=_TIMEOUT_MS))
         if response["batchItemFailures"]:
             raise BenchFailure(f"{len(response['batchItemFailures'])} messages failed")
 

@@ -65,7 +65,9 @@ def build_idiom(table_name: str, kinesis: Any, stream_name: str, limits: Limits 
     persistence = DynamoDBPersistenceLayer(table_name=table_name)
     config = IdempotencyConfig(event_key_jmespath=IDEMPOTENCY_KEY)
 
-    @idempotent_function(data_keyword_argument="record", config=config, persistence_store=persistence)
+    @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools leaves its return type open
+        data_keyword_argument="record", config=config, persistence_store=persistence
+    )
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         try:
             submission = parse_submission(record.body, checked)

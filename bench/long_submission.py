@@ -23,12 +23,9 @@ sequence order (copies carry the same id and are allowed after a lost answer); t
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import os
 import random
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,7 +33,7 @@ from typing import Any
 import boto3
 
 from bench.latency import kinesis_latency
-from bench.stack import REGION, STREAM, Stack
+from bench.stack import REGION, STREAM, Stack, handler_output_discarded
 from devkit import fleet
 from devkit.kinesis import read_stream
 from infra.settings import DEFAULTS
@@ -101,8 +98,9 @@ class QueueClock:
     @contextlib.contextmanager
     def installed(self) -> Iterator[QueueClock]:
         """moto's SQS backend reads this clock for the duration of the block."""
-        import moto.sqs.models as sqs_models
+        import moto.sqs.models
 
+        sqs_models: Any = moto.sqs.models  # the module's clock functions, imported from moto.core.utils
         saved = (sqs_models.unix_time, sqs_models.unix_time_millis)
         sqs_models.unix_time = lambda *_: self.seconds()
         sqs_models.unix_time_millis = lambda *_: self.seconds() * 1000
@@ -160,7 +158,7 @@ def run_long_submission(
     bounds = _Bounds(function_timeout_s, max_deliveries, max_real_seconds)
     started = time.monotonic()
     try:
-        with _environment(env), kinesis_latency(put_records_ms), clock.installed(), _quiet_handler():
+        with _environment(env), kinesis_latency(put_records_ms), clock.installed(), handler_output_discarded():
             deliveries, stopped, dead = _drive(sqs, resources.queue_url, resources.dlq_url, document, clock, bounds)
     finally:
         for url in (resources.queue_url, resources.dlq_url):
@@ -237,22 +235,6 @@ def _drive(
         with contextlib.suppress(Exception):
             default_pipeline().publisher.close()
         default_pipeline.cache_clear()
-
-
-@contextlib.contextmanager
-def _quiet_handler() -> Iterator[None]:
-    """The handler's logs and EMF metrics go to stdout, as in Lambda: keep them off the bench's output."""
-    from telemetry_adapter.observability import logger
-
-    handler = logger.registered_handler
-    saved = handler.setStream(io.StringIO()) if isinstance(handler, logging.StreamHandler) else None
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
-            yield
-    finally:
-        if saved is not None and isinstance(handler, logging.StreamHandler):
-            handler.setStream(saved)
 
 
 @contextlib.contextmanager

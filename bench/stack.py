@@ -8,7 +8,9 @@ re-created, so each run starts from a fresh state and moto's memory does not gro
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -119,13 +121,33 @@ def shards_for(messages: int) -> int:
 
 
 @contextlib.contextmanager
+def handler_output_discarded() -> Iterator[None]:
+    """The handler's logs (one INFO line per batch at the deployed level) and EMF metrics go to stdout, as
+    in Lambda, where they cost the same; here they are written to ``os.devnull`` to keep the tables
+    readable. Powertools' warning about an invocation without metrics is silenced with them."""
+    from telemetry_adapter.observability import logger
+
+    handler = logger.registered_handler
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        saved = handler.setStream(sink) if isinstance(handler, logging.StreamHandler) else None
+        try:
+            yield
+        finally:
+            if saved is not None and isinstance(handler, logging.StreamHandler):
+                handler.setStream(saved)
+
+
+@contextlib.contextmanager
 def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
     """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL``/``DATABASE_URL``
-    server, else embedded) and moto. The handler's environment is set for the duration only."""
+    server, else embedded) and moto. The handler's environment is set, and its output discarded
+    (:func:`handler_output_discarded`), for the duration only."""
     saved = {name: os.environ.get(name) for name in [*HANDLER_ENV, "DATABASE_URL"]}
     os.environ.update(HANDLER_ENV)
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(handler_output_discarded())
             url = database_url or stack.enter_context(provisioned_database())
             stack.enter_context(mock_aws())
             # Concurrent PutRecords (handler_concurrent, more so with modelled latency) must not lose records.
