@@ -7,7 +7,11 @@ deployed default; see :data:`bench.stack.HANDLER_ENV` for why the main case uses
 ``handler_one_trip`` is the same handler with its ledger on :class:`bench.one_trip.OneTripConnection`
 (one round trip per statement instead of pg8000's three); ``floor`` and ``floor_unordered`` are the
 I/O floor (:mod:`bench.floor`); ``powertools`` is the Powertools idempotency idiom (:mod:`bench.idiom`).
-All of them use the same database server and the same moto backend.
+``ledger``, ``ledger_nodelay`` and ``ledger_one_trip`` are the ledger's two statements alone (claim
+and outcome, through ``Ledger``), on pg8000's connection as it is, with only ``TCP_NODELAY`` set, and
+on the one-trip connection (which sets it too): the difference the driver change makes, and each
+part's share, without the rest of the batch around it. All of them use the same database server and the
+same moto backend.
 
 The naive design earlier versions compared with (one SQL statement and one PutRecords call per
 message) is gone: it had the same per-message shape as the idiom, with a store nobody would pick for
@@ -25,15 +29,27 @@ import boto3
 from bench.floor import Floor
 from bench.idiom import build_idiom
 from bench.latency import DYNAMODB_EVENT, PUT_RECORDS_EVENT, OperationCounter, attach, delay_calls
-from bench.one_trip import WireTrips, one_trip_ledger, wire_round_trips
+from bench.one_trip import WireTrips, nodelay_connect, one_trip_connect, one_trip_ledger, wire_round_trips
 from bench.stack import CONCURRENT_PUBLISH, IDEMPOTENCY_TABLE, REGION, STREAM, Stack
 from bench.workload import Batch
 from devkit.lambda_shapes import LambdaContext
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 
 if TYPE_CHECKING:
     from telemetry_adapter.pipeline import BatchPipeline
 
-CASES = ("handler", "handler_concurrent", "handler_one_trip", "floor", "floor_unordered", "powertools")
+CASES = (
+    "handler",
+    "handler_concurrent",
+    "handler_one_trip",
+    "floor",
+    "floor_unordered",
+    "powertools",
+    "ledger",
+    "ledger_nodelay",
+    "ledger_one_trip",
+)
 _TIMEOUT_MS = 900_000  # Lambda's maximum: the benchmark measures work, not the deadline
 _COUNTER_ID = "bench-count-idiom"
 
@@ -58,9 +74,10 @@ class RoundTrips:
     """SQL round trips per statement on the wire, as pg8000 sends them."""
     wire_one_trip: WireTrips
     """The same statements sent by :class:`bench.one_trip.OneTripConnection`."""
-    powertools_dynamodb_writes: int
-    powertools_dynamodb_reads: int
-    powertools_putrecords_calls: int
+    powertools_dynamodb_writes: int | None
+    """None where the idiom does not run (above ``--powertools-max``)."""
+    powertools_dynamodb_reads: int | None
+    powertools_putrecords_calls: int | None
     putrecords_calls_delayed: int | None = None
     """PutRecords calls the modelled network delayed (None on loopback): must equal ``putrecords_calls``."""
     sql_round_trips_delayed: int | None = None
@@ -79,9 +96,11 @@ class RoundTrips:
             "putrecords_calls_lower_bound": self.putrecords_calls_lower_bound,
             "powertools_dynamodb_writes": self.powertools_dynamodb_writes,
             "powertools_dynamodb_reads": self.powertools_dynamodb_reads,
-            "powertools_dynamodb_calls": self.powertools_dynamodb_writes + self.powertools_dynamodb_reads,
+            "powertools_dynamodb_calls": None
+            if self.powertools_dynamodb_writes is None or self.powertools_dynamodb_reads is None
+            else self.powertools_dynamodb_writes + self.powertools_dynamodb_reads,
             "powertools_putrecords_calls": self.powertools_putrecords_calls,
-            "powertools_sql_round_trips": 0,
+            "powertools_sql_round_trips": None if self.powertools_putrecords_calls is None else 0,
         }
         if self.putrecords_calls_delayed is not None:
             row["putrecords_calls_delayed"] = self.putrecords_calls_delayed
@@ -114,6 +133,11 @@ class Runner:
         self._idiom = build_idiom(IDEMPOTENCY_TABLE, boto3.client("kinesis", region_name=REGION), STREAM)
         if stack.network is not None:
             delay_calls(self._idiom.dynamodb, stack.network.dynamodb)
+        self._ledgers = {
+            "ledger": ConnectionProvider(DatabaseSettings.from_url(stack.database_url).connect),
+            "ledger_nodelay": ConnectionProvider(nodelay_connect(stack.database_url)),
+            "ledger_one_trip": ConnectionProvider(one_trip_connect(stack.database_url)),
+        }
         self._idiom_calls = OperationCounter()
         attach(self._idiom.dynamodb, DYNAMODB_EVENT, self._idiom_calls, _COUNTER_ID)
 
@@ -125,6 +149,8 @@ class Runner:
     def close(self) -> None:
         """Release the connections the cases opened."""
         self._connection.close()
+        for provider in self._ledgers.values():
+            provider.discard()
         for pipeline in (self._pipeline(), self._concurrent, self._one_trip):
             pipeline.publisher.close()
         self._pipeline.cache_clear()
@@ -141,6 +167,8 @@ class Runner:
             return Floor(self._connection, self._stack.kinesis, STREAM, batch, ordered=case == "floor")
         if case == "powertools":
             return _checked(self._idiom.lambda_handler, batch)
+        if case in self._ledgers:
+            return _ledger_statements(Ledger(self._ledgers[case]), batch)
         raise ValueError(f"unknown case {case!r}")
 
     def warm_up(self, batch: Batch) -> None:
@@ -149,8 +177,9 @@ class Runner:
             self._stack.reset(batch.size)
             self.prepare(case, batch)()
 
-    def round_trips(self, batch: Batch) -> RoundTrips:
-        """Untimed batches counting each design's I/O and checking the handler's output."""
+    def round_trips(self, batch: Batch, *, count_idiom: bool = True) -> RoundTrips:
+        """Untimed batches counting each design's I/O and checking the handler's output (the idiom's
+        only when ``count_idiom``: with the modelled network one idiom batch of 10,000 takes minutes)."""
         from telemetry_adapter.deadline import Deadline
 
         self._stack.reset(batch.size)
@@ -169,7 +198,7 @@ class Runner:
         wire = wire_round_trips(self._stack.database_url, batch.submissions, one_trip=False)
         self._stack.reset(batch.size)
         wire_one_trip = wire_round_trips(self._stack.database_url, batch.submissions, one_trip=True)
-        writes, reads, idiom_puts = self._count_idiom(batch)
+        writes, reads, idiom_puts = self._count_idiom(batch) if count_idiom else (None, None, None)
         return RoundTrips(
             ledger_statements=statements,
             putrecords_calls=report.publish.calls,
@@ -212,6 +241,20 @@ def _checked(handler: Callable[[dict[str, Any], Any], dict[str, Any]], batch: Ba
         response = handler(event, LambdaContext(timeout_ms=_TIMEOUT_MS))
         if response["batchItemFailures"]:
             raise BenchFailure(f"{len(response['batchItemFailures'])} messages failed")
+
+    return run
+
+
+def _ledger_statements(ledger: Ledger, batch: Batch) -> Callable[[], None]:
+    """Claim the batch's submissions and record them published: the handler's two statements, nothing else."""
+    requests = [ClaimRequest(s.submission_id, s.device_id, s.digest, len(s.events)) for s in batch.submissions]
+    published = {request.submission_id: request.event_count for request in requests}
+
+    def run() -> None:
+        claims = ledger.claim(requests, owner="bench-ledger", lease_seconds=900.0)
+        if len(claims) != len(requests):
+            raise BenchFailure("the claim did not answer for every submission")
+        ledger.record_outcome(published, owner="bench-ledger", worker="bench-ledger", batch_size=batch.size)
 
     return run
 

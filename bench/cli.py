@@ -180,7 +180,7 @@ def run_batches(runner: Runner, stack: Stack, plan: Plan, mode: str, progress: P
     for size in plan.sizes:
         started = time.monotonic()
         batch = make_batch(size, seed=2_000_000 + size)
-        trips = runner.round_trips(batch)
+        trips = runner.round_trips(batch, count_idiom=size <= plan.powertools_max)
         results.per_size[size] = {**trips.row(), "call_slack": runner.publish_concurrency - 1}
         results.workloads[size] = Workload.of(size, (r.size for records in batch.records for r in records))
         progress.finished(

@@ -80,6 +80,10 @@ def derive(results: Results, memory_mb: int, throughput: float) -> None:
         row["handler_one_trip_floor_ratio"] = _ratio(row.get("handler_one_trip_ms"), row.get("floor_ms"))
         row["one_trip_speedup"] = _ratio(row.get("handler_ms"), row.get("handler_one_trip_ms"))
         row["ordering_price_ratio"] = _ratio(row.get("floor_ms"), row.get("floor_unordered_ms"))
+        ledger, one_trip = row.get("ledger_ms"), row.get("ledger_one_trip_ms")
+        row["one_trip_saves_ms"] = None if ledger is None or one_trip is None else ledger - one_trip
+        nodelay = row.get("ledger_nodelay_ms")
+        row["nodelay_saves_ms"] = None if ledger is None or nodelay is None else ledger - nodelay
         row["powertools_speedup"] = _ratio(row.get("powertools_ms"), row.get("handler_ms"))
         # The most any design on this I/O could beat the idiom by: the floor's own speed-up over it.
         row["powertools_floor_ratio"] = _ratio(row.get("powertools_ms"), row.get("floor_ms"))
@@ -274,6 +278,26 @@ def calls_table(results: Results) -> list[str]:
     return lines
 
 
+def ledger_table(results: Results, modelled: Results | None) -> list[str]:
+    """The ledger's two statements alone: as pg8000 sends them, with TCP_NODELAY only, in one round trip (ms)."""
+    lines = [
+        "| batch | loopback: pg8000 | TCP_NODELAY | one-trip | saved "
+        "| modelled: pg8000 | TCP_NODELAY | one-trip | saved |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for size in results.sizes or (modelled.sizes if modelled else []):
+        cells = []
+        for mode in (results, modelled):
+            row = mode.per_size.get(size, {}) if mode is not None else {}
+            cells += [
+                _fmt(row.get("ledger_ms")),
+                _fmt(row.get("ledger_one_trip_ms")),
+                _fmt(row.get("one_trip_saves_ms")),
+            ]
+        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def cost_table(results: Results) -> list[str]:
     """Dollars per million submissions of both designs, line by line."""
     lines = [
@@ -314,6 +338,12 @@ def render(results: Results, found: list[Check], modelled: Modelled | None = Non
         ]
     counted = results if results.sizes else (modelled.results if modelled else results)
     lines += ["Calls per batch:", "", *calls_table(counted), ""]
+    lines += [
+        "Ledger statements per batch (claim + outcome) alone, ms:",
+        "",
+        *ledger_table(results, modelled.results if modelled else None),
+        "",
+    ]
     priced = modelled.results if modelled is not None else results
     mode = "modelled network" if modelled is not None else "loopback"
     lines += [f"Dollars per million submissions ({mode} durations):", "", *cost_table(priced), ""]
