@@ -45,8 +45,11 @@ def draw(results: Results, path: Path, modelled: Results | None = None) -> None:
     for ax, (panel, title) in zip(axes[0], panels, strict=False):
         _plot(ax, panel, title)
         ax.set_ylabel("µs per message (median)")
-    if len(panels) == 2:
-        axes[0][1].sharey(axes[0][0])
+    timed = axes[0][: len(panels)]
+    low = min(ax.get_ylim()[0] for ax in timed)
+    high = max(ax.get_ylim()[1] for ax in timed)
+    for ax in timed:  # one scale for both modes, so the panels compare at a glance
+        ax.set_ylim(low, high)
     _plot_costs(axes[0][-1], priced, "modelled" if modelled is not None else "loopback")
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)

@@ -289,11 +289,8 @@ def ledger_table(results: Results, modelled: Results | None) -> list[str]:
         cells = []
         for mode in (results, modelled):
             row = mode.per_size.get(size, {}) if mode is not None else {}
-            cells += [
-                _fmt(row.get("ledger_ms")),
-                _fmt(row.get("ledger_one_trip_ms")),
-                _fmt(row.get("one_trip_saves_ms")),
-            ]
+            keys = ("ledger_ms", "ledger_nodelay_ms", "ledger_one_trip_ms", "one_trip_saves_ms")
+            cells += [_fmt(row.get(key)) for key in keys]
         lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
     return lines
 
