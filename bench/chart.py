@@ -88,7 +88,7 @@ def _plot_costs(axes: Any, results: Results, mode: str) -> None:
             xs, ys = zip(*points, strict=True)
             axes.plot(xs, ys, style, label=label)
     axes.set_xscale("log")
-    axes.set_yscale("log")
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("messages per batch")
     axes.set_ylabel("USD per million submissions")
     axes.set_title(f"cost per million submissions ({mode} durations)", fontsize=9)
