@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
 
-.PHONY: test lint migrate clean
+.PHONY: test lint migrate clean docs docs-serve
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 ## migrate: apply the SQL migrations to the database DATABASE_URL names
 migrate: $(STAMP)
 	$(PY) -m telemetry_adapter.ledger.migrate
+
+## docs: build the documentation site into build/site (strict: a broken link or anchor fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+## docs-serve: preview the documentation site on http://127.0.0.1:8000, reloading on change
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
@@ -56,7 +64,7 @@ synth: $(STAMP) $(CDK)
 diff: $(STAMP) $(CDK)
 	$(CDK) diff $(CONTEXT)
 
-## deploy: deploy the stack with the current AWS credentials (context values: README.md, Deploy)
+## deploy: deploy the stack with the current AWS credentials (context values: docs/configuration.md)
 deploy: $(STAMP) $(CDK)
 	$(CDK) deploy --require-approval broadening $(CONTEXT)
 

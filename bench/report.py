@@ -320,7 +320,7 @@ def cost_table(results: Results) -> list[str]:
 
 
 def render(results: Results, found: list[Check], modelled: Modelled | None = None) -> str:
-    """The Markdown tables printed at the end of a run (and pasted into the docs)."""
+    """The Markdown tables printed at the end of a run (and pasted into docs/benchmarks.md)."""
     lines: list[str] = []
     if results.sizes:
         lines += ["Loopback (no network latency), ms per batch:", "", *size_table(results), ""]

@@ -1,1 +1,1 @@
-"""The CDK app's constructs, one module per concern (see the Architecture section of README.md)."""
+"""The CDK app's constructs, one module per concern (see docs/design.md#architecture)."""

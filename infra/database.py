@@ -4,7 +4,7 @@
   through interface endpoints (``endpoints``), one per service the code calls.
 * PostgreSQL on a single RDS instance (``t4g.micro`` by default, Multi-AZ as a context switch): the
   ledger does two statements per batch, which a small instance serves easily, and a provisioned
-  instance keeps RDS Proxy at its 2-vCPU minimum charge (README.md, Deploy, compares Aurora).
+  instance keeps RDS Proxy at its 2-vCPU minimum charge (docs/design.md compares Aurora).
 * RDS Proxy in front, with IAM authentication and TLS required: functions authenticate with a
   15-minute IAM token, never with a password, and the proxy pools the connections that many
   concurrent Lambda environments would otherwise open on the instance. The proxy itself signs in with
@@ -213,6 +213,6 @@ class LedgerDatabase(Construct):
                 (
                     "AwsSolutions-RDS3",
                     "Single-AZ by default for cost; set context dbMultiAz=true for production "
-                    "(README.md, Deploy). A lost instance is restored from its 7-day automated backups.",
+                    "(docs/configuration.md). A lost instance is restored from its 7-day automated backups.",
                 ),
             )

@@ -3,7 +3,7 @@
 The processor's own figures are EMF metrics (``functions/telemetry_adapter/reporting.py``) in
 namespace ``TelemetryAdapter`` with dimension ``service=telemetry-adapter``; the rest are AWS platform
 metrics (SQS, Lambda, Kinesis, RDS, Lambda Insights). What each alarm means and what to do about it
-is in README.md (Operations, Alarms); the alarm descriptions point there.
+is in docs/runbook.md, one section per alarm; the alarm descriptions point there.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from infra.settings import DeploySettings
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
-RUNBOOK = "Runbook: README.md#"
+RUNBOOK = "Runbook: docs/runbook.md#"
 
 
 def app_metric(

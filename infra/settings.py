@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-# Context keys (documented in README.md, Deploy), with their defaults. ``None`` means "derived"
+# Context keys (documented in docs/configuration.md, CDK context values), with their defaults. ``None`` means "derived"
 # or "not set".
 DEFAULTS: dict[str, Any] = {
     "batchSize": 100,

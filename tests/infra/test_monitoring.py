@@ -47,7 +47,7 @@ def test_single_metric_alarms(
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [topic_ref(synthesized)]
     assert alarm["OKActions"] == [topic_ref(synthesized)]
-    assert f"README.md#{name.lower()}" in alarm["AlarmDescription"]
+    assert f"docs/runbook.md#{name.lower()}" in alarm["AlarmDescription"]
     if namespace == "TelemetryAdapter":
         assert alarm["Dimensions"] == APP["Dimensions"]
 
