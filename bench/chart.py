@@ -1,6 +1,6 @@
-"""The benchmark chart (``--publish`` copies it to docs/bench.png): time per message against batch size, one panel per network mode (loopback, and
-the modelled network when it ran) on a shared scale, and a panel of dollars per million submissions
-for the handler and the Powertools idiom."""
+"""The benchmark chart (``--publish`` copies it to docs/bench.png): time per message against batch size,
+one panel per network mode (loopback, and the modelled network when it ran) on a shared scale, and a
+panel of dollars per million submissions for the handler and the Powertools idiom."""
 
 from __future__ import annotations
 
