@@ -13,9 +13,9 @@ on the one-trip connection (which sets it too): the difference the driver change
 part's share, without the rest of the batch around it. All of them use the same database server and the
 same moto backend.
 
-The naive design earlier versions compared with (one SQL statement and one PutRecords call per
-message) is gone: it had the same per-message shape as the idiom, with a store nobody would pick for
-it, so the idiom tells everything it told and is what users would really write.
+There is no "naive" case (one SQL statement and one PutRecords call per message): it would have the
+idiom's per-message shape with a store nobody would pick for it, so it would tell nothing the idiom
+does not, and the idiom is what users would really write.
 """
 
 from __future__ import annotations

@@ -93,4 +93,5 @@ def _plot_costs(axes: Any, results: Results, mode: str) -> None:
     axes.set_ylabel("USD per million submissions")
     axes.set_title(f"cost per million submissions ({mode} durations)", fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    if axes.get_lines():
+        axes.legend(fontsize=7)

@@ -91,6 +91,15 @@ def batch_sizes(text: str) -> list[int]:
     return sorted(sizes)
 
 
+def case_names(text: str) -> list[str]:
+    """An argparse type: comma-separated case names, each one of :data:`bench.cases.CASES`."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in CASES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"must name cases among {', '.join(CASES)}; got {text!r}")
+    return [case for case in CASES if case in names]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--sizes", type=batch_sizes, help="batch sizes, 1 to 10,000 each (default 10,100,1000,10000; quick 10,100)")
     add("--repeats", type=whole_number(1, 50), help="runs per case below 10,000 messages (default 5, quick 2)")
     add("--large-repeats", type=whole_number(1, 50), default=3, help="runs per case at 10,000 messages (default 3)")
+    add("--cases", type=case_names, default=list(CASES), help=f"batch cases to time (default all: {', '.join(CASES)})")
     add("--powertools-max", type=whole_number(1, MAX_BATCH), default=MAX_BATCH, help="largest batch the idiom runs")
     add("--cpu-submissions", type=whole_number(10, 100_000), help="submissions in the CPU case (default 2,000)")
     add("--cold-repeats", type=whole_number(1, 50), help="fresh interpreters per import (default 7)")
@@ -144,6 +154,7 @@ class Plan:
     repeats: int
     large_repeats: int
     powertools_max: int
+    cases_run: tuple[str, ...] = CASES
 
     def runs(self, size: int) -> int:
         """Timed runs per case at ``size``."""
@@ -151,7 +162,7 @@ class Plan:
 
     def cases(self, size: int) -> list[str]:
         """The cases that run at ``size``."""
-        return [case for case in CASES if case != "powertools" or size <= self.powertools_max]
+        return [case for case in self.cases_run if case != "powertools" or size <= self.powertools_max]
 
     def batches(self) -> Iterator[tuple[int, int, str]]:
         """(run, size, case) in execution order: interleaved, the case order rotated each run."""
@@ -161,6 +172,8 @@ class Plan:
                 if run >= self.runs(size):
                     continue
                 cases = self.cases(size)
+                if not cases:
+                    continue
                 shift = run % len(cases)
                 for case in cases[shift:] + cases[:shift]:
                     yield run, size, case
@@ -180,7 +193,7 @@ def run_batches(runner: Runner, stack: Stack, plan: Plan, mode: str, progress: P
     for size in plan.sizes:
         started = time.monotonic()
         batch = make_batch(size, seed=2_000_000 + size)
-        trips = runner.round_trips(batch, count_idiom=size <= plan.powertools_max)
+        trips = runner.round_trips(batch, count_idiom="powertools" in plan.cases(size))
         results.per_size[size] = {**trips.row(), "call_slack": runner.publish_concurrency - 1}
         results.workloads[size] = Workload.of(size, (r.size for records in batch.records for r in records))
         progress.finished(
@@ -260,8 +273,10 @@ def settle(args: argparse.Namespace) -> Settings:
     repeats = args.repeats or (2 if quick else 5)
     modelled_repeats = args.modelled_repeats or (2 if quick else 3)
     return Settings(
-        loopback=Plan(sizes, repeats, args.large_repeats, args.powertools_max),
-        modelled=Plan(sizes, modelled_repeats, args.modelled_large_repeats, args.modelled_powertools_max),
+        loopback=Plan(sizes, repeats, args.large_repeats, args.powertools_max, tuple(args.cases)),
+        modelled=Plan(
+            sizes, modelled_repeats, args.modelled_large_repeats, args.modelled_powertools_max, tuple(args.cases)
+        ),
         memory_messages=args.memory_messages or (1_000 if quick else 10_000),
         cpu_submissions=args.cpu_submissions or (300 if quick else 2_000),
         cpu_repeats=3 if quick else 7,

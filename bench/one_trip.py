@@ -41,11 +41,17 @@ from pg8000.core import (
     _write,
     i_pack,
 )
+from pg8000.exceptions import InterfaceError
 
 from bench.pgproxy import latency_proxy
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from telemetry_adapter.submission import Submission
+
+
+def _message(code: bytes, body: bytes) -> bytes:
+    """One protocol message: its type byte, its length (itself included), its body."""
+    return code + i_pack(len(body) + 4) + body
 
 
 def disable_nagle(connection: Any) -> None:
@@ -75,16 +81,25 @@ class OneTripConnection(pg8000.native.Connection):  # type: ignore[misc]  # pg80
         """Parse, Bind, Describe (portal), Execute and Sync in one write; then read every answer up to
         ReadyForQuery (raising the server's error, if any, once the connection is back in step).
 
-        Unlike pg8000's ``send_PARSE``/``send_BIND``, no Flush message follows each step: the server
-        answers once, at the Sync, as it does for libpq.
+        Unlike pg8000's ``send_PARSE``/``send_BIND``, no Flush message follows each step, so the server
+        answers once, at the Sync, as it does for libpq; and the exchange is handed to the socket in one
+        write, not one per message.
         """
         context = Context(statement, stream=stream)
-        self._send_message(PARSE, self._parse_body(statement, oids))
-        self._send_message(BIND, self._bind_body(make_params(self.py_types, vals)))
-        self._send_message(DESCRIBE, PORTAL + NULL_BYTE)
-        _write(self._sock, EXECUTE_MSG)
-        _write(self._sock, SYNC_MSG)
-        _flush(self._sock)
+        exchange = b"".join(
+            (
+                _message(PARSE, self._parse_body(statement, oids)),
+                _message(BIND, self._bind_body(make_params(self.py_types, vals))),
+                _message(DESCRIBE, PORTAL + NULL_BYTE),
+                EXECUTE_MSG,
+                SYNC_MSG,
+            )
+        )
+        try:
+            _write(self._sock, exchange)  # one write: the kernel cuts it into full segments
+            _flush(self._sock)
+        except AttributeError:
+            raise InterfaceError("connection is closed") from None
         self.handle_messages(context)
         return context
 

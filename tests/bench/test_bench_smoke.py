@@ -145,6 +145,7 @@ def test_no_tracked_file_is_written(run: tuple[dict[str, Any], str, Path]) -> No
         (["--kinesis-rtt-ms", "-1"], "argument --kinesis-rtt-ms: must be from 0 to 1000, got -1"),
         (["--throughput", "nan"], "argument --throughput: must be from 0.01 to 1e+06, got nan"),
         (["--network", "wan"], "argument --network: invalid choice: 'wan'"),
+        (["--cases", "handler,naive"], "argument --cases: must name cases among handler, handler_concurrent"),
     ],
 )
 def test_flags_are_checked_with_human_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
