@@ -51,7 +51,8 @@ from telemetry_adapter.submission import Submission
 
 def _message(code: bytes, body: bytes) -> bytes:
     """One protocol message: its type byte, its length (itself included), its body."""
-    return code + i_pack(len(body) + 4) + body
+    length: bytes = i_pack(len(body) + 4)
+    return code + length + body
 
 
 def disable_nagle(connection: Any) -> None:
