@@ -1,12 +1,23 @@
-# Telemetry Adapter: every developer and CI command. Each target creates .venv on first use.
+# Telemetry Adapter: every developer and CI command. `make` alone lists them.
+# Flags go in ARGS for every target: make run ARGS='--duration 60', make test ARGS='tests/unit -x'.
+# Each target creates .venv on first use.
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/functions:$(CURDIR)
+READY := $(VENV)/.project-on-path
+# Only from the command line (make run ARGS='...'): an ARGS exported for something else is ignored.
+ARGS :=
 
-.PHONY: test lint migrate clean docs docs-serve
+.PHONY: help test lint migrate clean docs docs-serve
+
+## help: list the targets (the default goal); flags for any target go in ARGS='...'
+help:
+	@echo "usage: make <target> [ARGS='<flags>']   (ARGS='--help' shows a tool's own flags)"
+	@echo
+	@awk '/^## [a-z-]+: / { name = $$2; sub(/:$$/, "", name); sub(/^## [a-z-]+: /, ""); printf "  %-12s %s\n", name, $$0 }' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,81 +25,88 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## test: every test (unit, integration against PostgreSQL and moto, infrastructure)
-test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The project's folders on the venv's import path, in a .pth file: `.venv/bin/python -m chaos --help`
+# (and bench, local_stack, the tests) work from the repository root with nothing exported.
+$(READY): $(STAMP)
+	$(PY) -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "telemetry_adapter.pth").write_text("\n".join(sys.argv[1:]) + "\n")' "$(CURDIR)/functions" "$(CURDIR)"
+	touch $@
 
-## lint: ruff and mypy
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy .
+## test: every test (unit, integration against PostgreSQL and moto, infrastructure); ARGS: pytest's
+test: $(READY)
+	$(PY) -m pytest $(PYTEST_ARGS) $(ARGS)
 
-## migrate: apply the SQL migrations to the database DATABASE_URL names
-migrate: $(STAMP)
+## lint: ruff (check and format) and mypy --strict; ARGS: paths (default: everything)
+lint: $(READY)
+	$(VENV)/bin/ruff check $(or $(ARGS),.)
+	$(VENV)/bin/ruff format --check $(or $(ARGS),.)
+	$(VENV)/bin/mypy $(or $(ARGS),.)
+
+## migrate: apply the ledger's SQL migrations to the database DATABASE_URL (or DB_*) names
+migrate: $(READY)
 	$(PY) -m telemetry_adapter.ledger.migrate
 
 ## docs: build the documentation site into build/site (strict: a broken link or anchor fails)
-docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+docs: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict $(ARGS)
 
 ## docs-serve: preview the documentation site on http://127.0.0.1:8000, reloading on change
-docs-serve: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+docs-serve: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000 $(ARGS)
 
+## clean: delete .venv and every build output
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
 
 # --- infrastructure ---
-.PHONY: synth deploy diff bundle cdk-cli
+.PHONY: synth deploy diff bundle lock cdk-cli
 CDK := node_modules/.bin/cdk
-# Context for deploy, e.g. make deploy CONTEXT='-c alarmEmail=ops@example.com -c batchSize=200'
-CONTEXT ?=
 synth deploy diff bundle: export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-## cdk-cli: the pinned AWS CDK CLI (package.json / package-lock.json) in node_modules
+## cdk-cli: install the pinned AWS CDK CLI (package-lock.json) into node_modules
 cdk-cli: $(CDK)
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-## bundle: pip-install requirements.txt for Lambda arm64 into the cache (synth does it on demand)
-bundle: $(STAMP)
+## bundle: install requirements-lambda.lock for Lambda arm64 into the cache (synth does it on demand)
+bundle: $(READY)
 	$(PY) -c "from infra.bundling import dependencies_dir; print(dependencies_dir())"
 
-## synth: synthesize the stack into cdk.out/ (cdk-nag findings fail it); offline, no AWS account
-synth: $(STAMP) $(CDK)
-	$(CDK) synth --quiet $(CONTEXT)
+## lock: re-lock the Lambda asset's dependencies (requirements.txt -> requirements-lambda.lock, with hashes)
+lock: $(READY)
+	$(PY) -m infra.lock $(ARGS)
 
-## diff: what a deploy would change
-diff: $(STAMP) $(CDK)
-	$(CDK) diff $(CONTEXT)
+## synth: synthesize the stack into cdk.out/ (offline, no AWS account); ARGS: cdk's, e.g. '-c stage=prod'
+synth: $(READY) $(CDK)
+	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
 
-## deploy: deploy the stack with the current AWS credentials (context values: docs/configuration.md)
-deploy: $(STAMP) $(CDK)
-	$(CDK) deploy --require-approval broadening $(CONTEXT)
+## diff: what a deploy would change; ARGS: cdk's, e.g. '-c batchSize=200'
+diff: $(READY) $(CDK)
+	$(CDK) diff $(CONTEXT) $(ARGS)
 
-# --- local stack ---
-.PHONY: run
-## run: the whole pipeline on loopback (moto, embedded PostgreSQL, fleet, poller, consumer); ARGS='--help'
-run: $(STAMP)
+## deploy: deploy with the current AWS credentials; ARGS: cdk's, e.g. '-c alarmEmail=ops@example.com'
+deploy: $(READY) $(CDK)
+	$(CDK) deploy --require-approval broadening $(CONTEXT) $(ARGS)
+
+# --- local tools ---
+.PHONY: run invoke bench bench-quick chaos
+
+## run: the whole pipeline on loopback until Ctrl-C (moto, embedded PostgreSQL, fleet); ARGS='--help'
+run: $(READY)
 	$(PY) -m local_stack $(ARGS)
 
-# --- benchmarks ---
-.PHONY: bench bench-quick
-BENCH_ARGS ?=
-## bench: handler vs I/O floor vs naive, CPU, cold start, memory (docs/benchmarks.md), on loopback then with a modelled
-## network (10 ms per PutRecords, 1 ms per SQL round trip); table, build/bench.json, docs/bench.png (~9 min)
-bench: $(STAMP)
-	$(PY) -m bench $(BENCH_ARGS)
+## invoke: run the processor once on an event, like sam local invoke, without Docker: EVENT=events/valid.json
+invoke: $(READY)
+	@$(PY) -m local_stack.invoke $(if $(EVENT),--event $(EVENT)) $(ARGS)
 
-## bench-quick: the same machinery, both modes, on small batches (about 20 s); chart to build/bench.png
-bench-quick: $(STAMP)
-	$(PY) -m bench --quick $(BENCH_ARGS)
+## bench: handler against the I/O floor and the naive idiom, CPU, cold start, memory (~9 min); ARGS='--help'
+bench: $(READY)
+	$(PY) -m bench $(BENCH_ARGS) $(ARGS)
 
-# --- chaos ---
-.PHONY: chaos
-## chaos: fault injection through the real handler for DURATION seconds (default 600) -> build/chaos.json
-chaos: $(STAMP)
-	$(PY) -m chaos --duration $(if $(filter command line environment,$(origin DURATION)),$(DURATION),600) \
-		--output build/chaos.json --log build/chaos.log
+## bench-quick: the same on small batches (about 20 s)
+bench-quick: $(READY)
+	$(PY) -m bench --quick $(BENCH_ARGS) $(ARGS)
+
+## chaos: fault injection through the real handler, 600 s by default, heartbeat every 10 s; ARGS='--duration 60'
+chaos: $(READY)
+	$(PY) -m chaos $(if $(DURATION),--duration $(DURATION)) $(ARGS)

@@ -1,10 +1,18 @@
-"""``python -m chaos``: the full chaos suite (``make chaos DURATION=<seconds>``).
+"""``python -m chaos``: the full chaos suite (``make chaos ARGS='--duration <seconds>'``).
 
 Runs the fault scenario for ``--duration`` seconds, with the atheris decoder fuzzer running beside it
 for a bounded time, then writes every figure to ``--output`` (``build/chaos.json``): batches, messages,
 faults by kind, each invariant's count, the fuzzer's runs, and the decoder's timed cost growth on
-hostile bodies of 128 KiB and 1 MiB. Processor logs and EMF metrics go to
-``--log``, not the terminal. Exits 1 when an invariant breaks or the fuzzer finds a crash.
+hostile bodies of 128 KiB and 1 MiB. A heartbeat line every ``--heartbeat`` seconds shows elapsed of
+total, batches, faults and the invariant violations seen so far. Processor logs and EMF metrics go
+to ``--log``, not the terminal.
+
+Ctrl-C ends the fault phase and drains (a second Ctrl-C skips the drain; SIGTERM skips it at once);
+the run is then checked as far as it went, the figures are written with ``"interrupted": true``, the
+fuzzer is stopped, and the embedded PostgreSQL is stopped and deleted.
+
+Exit status: 0 when every invariant holds, 1 when one breaks or the fuzzer finds a crash, 2 for a
+usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -12,71 +20,131 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from chaos.config import ChaosConfig, FaultRates
+from chaos.control import RunControl
 from chaos.harness import run_chaos
+from chaos.heartbeat import Heartbeat
+from devkit.cli_flags import integer, number
 from devkit.hostile import linear_cost_report
 
 _ROOT = Path(__file__).resolve().parent.parent
 _FUZZ_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
+_FUZZ_PROGRESS = re.compile(r"^#(\d+)\s", re.MULTILINE)
+_FUZZER_STOP_SECONDS = 10
+INTERRUPTED_EXIT = 130
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Command-line flags."""
-    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds of faults (default 600)")
-    parser.add_argument("--drain-timeout", type=float, default=120.0, help="upper bound of the final drain")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rate-scale", type=float, default=1.0, help="multiply every fault rate")
-    parser.add_argument("--fuzz-seconds", type=int, default=None, help="atheris time (default duration/5, 10-120)")
-    parser.add_argument("--output", type=Path, default=Path("build/chaos.json"))
-    parser.add_argument("--log", type=Path, default=Path("build/chaos.log"))
+    """Command-line flags, each checked against its range."""
+    parser = argparse.ArgumentParser(
+        prog="make chaos ARGS='...'  (or python -m chaos)",
+        description="Fault injection through the real handler, against PostgreSQL and Kinesis on moto, with the "
+        "decoder fuzzer beside it; every invariant checked at the end. Ctrl-C stops early and keeps the figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--duration", type=number(1, 7 * 86_400), default=600.0, help="seconds of faults")
+    parser.add_argument("--drain-timeout", type=number(1, 3600), default=120.0, help="upper bound of the final drain")
+    parser.add_argument("--seed", type=integer(), default=7, help="fault schedule and traffic seed")
+    parser.add_argument("--rate-scale", type=number(0, 100), default=1.0, help="multiply every fault rate (0: none)")
+    parser.add_argument(
+        "--fuzz-seconds",
+        type=integer(1, 86_400),
+        default=None,
+        help="atheris fuzzer time [default: duration/5, between 10 and 120]",
+    )
+    parser.add_argument("--heartbeat", type=number(0, 3600), default=10.0, help="seconds between lines; 0: none")
+    parser.add_argument("--output", type=Path, default=Path("build/chaos.json"), help="the figures (JSON)")
+    parser.add_argument("--log", type=Path, default=Path("build/chaos.log"), help="processor logs and metrics")
     return parser.parse_args(argv)
 
 
-def start_fuzzer(seconds: int, build: Path) -> subprocess.Popen[bytes]:
+@dataclass
+class Fuzzer:
     """The atheris fuzzer in its own process, bounded by libFuzzer's ``-max_total_time``."""
-    log = (build / "fuzz.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": f"{_ROOT / 'functions'}{os.pathsep}{_ROOT}"}
-    command = [
-        sys.executable,
-        "-m",
-        "chaos.fuzz_decoder",
-        f"-max_total_time={seconds}",
-        "-rss_limit_mb=2048",
-        f"-artifact_prefix={build}/fuzz-crash-",
-        str(build / "fuzz-corpus"),
-    ]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=_ROOT)  # noqa: S603
+
+    process: subprocess.Popen[bytes]
+    seconds: int
+    build: Path
+    started: float
+
+    @classmethod
+    def start(cls, seconds: int, build: Path) -> Fuzzer:
+        """Start fuzzing the decoder for ``seconds``; corpus, crashes and log in ``build``."""
+        started = time.time()
+        log = (build / "fuzz.log").open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "chaos.fuzz_decoder",
+            f"-max_total_time={seconds}",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={build}/fuzz-crash-",
+            str(build / "fuzz-corpus"),
+        ]
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=_ROOT)  # noqa: S603
+        log.close()
+        return cls(process, seconds, build, started)
+
+    def finish(self, *, interrupted: bool = False) -> dict[str, Any]:
+        """Wait for the fuzzer (stopping it first when the run was interrupted); return its runs, time and
+        whether it found a crash (a stopped fuzzer exits non-zero as well: then only a crash file counts)."""
+        if interrupted and self.process.poll() is None:
+            self.process.terminate()
+        try:
+            code = self.process.wait(timeout=_FUZZER_STOP_SECONDS if interrupted else self.seconds + 120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        text = (self.build / "fuzz.log").read_text(errors="replace")
+        done = _FUZZ_DONE.search(text)
+        progress = _FUZZ_PROGRESS.findall(text)  # a stopped fuzzer prints no total: its last progress line
+        crash_files = sorted(
+            str(path) for path in self.build.glob("fuzz-crash-*") if path.stat().st_mtime >= self.started
+        )
+        return {
+            "seconds": int(done.group(2)) if done else round(time.time() - self.started),
+            "runs": int(done.group(1)) if done else int(progress[-1]) if progress else None,
+            "exit_code": code,
+            "interrupted": interrupted,
+            "crashed": bool(crash_files) if interrupted else code != 0,
+            "crash_files": crash_files,
+            "log": str(self.build / "fuzz.log"),
+        }
 
 
-def finish_fuzzer(process: subprocess.Popen[bytes], seconds: int, build: Path) -> dict[str, Any]:
-    """Wait for the fuzzer; return its runs, time and whether it found a crash."""
+@contextlib.contextmanager
+def stop_requests(control: RunControl) -> Iterator[None]:
+    """Ctrl-C asks the run to stop (twice: to skip the drain; a third time: stop at once); SIGTERM asks to
+    stop without the drain. Restored on exit."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and control.abort.is_set():
+            raise KeyboardInterrupt
+        control.request("Ctrl-C" if signum == signal.SIGINT else "SIGTERM", abort=signum == signal.SIGTERM)
+        step = "skipping the drain" if control.abort.is_set() else "draining (Ctrl-C again to skip the drain)"
+        print(f"chaos: stop requested, {step}; then the checks and the figures", file=sys.stderr, flush=True)
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = process.wait(timeout=seconds + 120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
-    text = (build / "fuzz.log").read_text(errors="replace")
-    done = _FUZZ_DONE.search(text)
-    return {
-        "seconds": int(done.group(2)) if done else None,
-        "runs": int(done.group(1)) if done else None,
-        "exit_code": code,
-        "crashed": code != 0,
-        "log": str(build / "fuzz.log"),
-    }
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(argv: list[str]) -> int:
-    """Run the suite, write the figures, print a summary; non-zero when something broke."""
+    """Run the suite, write the figures, print a summary; non-zero when something broke or it was stopped."""
     args = parse_args(argv)
     config = ChaosConfig(
         duration_seconds=args.duration,
@@ -86,27 +154,47 @@ def main(argv: list[str]) -> int:
     )
     build = args.output.parent
     build.mkdir(parents=True, exist_ok=True)
-    fuzz_seconds = args.fuzz_seconds if args.fuzz_seconds is not None else int(min(120, max(10, args.duration / 5)))
-    fuzzer = start_fuzzer(fuzz_seconds, build)
-    started = time.monotonic()
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    with args.log.open("w") as log, contextlib.redirect_stdout(log):
-        from telemetry_adapter.observability import logger
+    fuzz_seconds = args.fuzz_seconds if args.fuzz_seconds is not None else int(min(120, max(10, args.duration / 5)))
+    terminal = sys.stdout
+    control = RunControl(Heartbeat(terminal, total_seconds=args.duration, every=args.heartbeat))
+    print(
+        f"chaos: {args.duration:.0f} s of faults, then a drain of up to {args.drain_timeout:.0f} s; decoder fuzzer "
+        f"for {fuzz_seconds} s; a line every {args.heartbeat:.0f} s. Ctrl-C stops early and keeps the figures.",
+        flush=True,
+    )
+    started = time.monotonic()
+    with stop_requests(control):
+        fuzzer = Fuzzer.start(fuzz_seconds, build)
+        try:
+            with args.log.open("w") as log, contextlib.redirect_stdout(log):
+                from telemetry_adapter.observability import logger
 
-        logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
-        result = run_chaos(config)
-    result["fuzz"] = finish_fuzzer(fuzzer, fuzz_seconds, build)
-    if result["fuzz"]["crashed"]:
-        result["broken"].append("fuzz")
-        result["ok"] = False
-    result["linear_cost"] = linear_cost_report()
-    if not result["linear_cost"]["ok"]:
-        result["broken"].append("linear_cost")
-        result["ok"] = False
+                logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
+                result = run_chaos(config, control=control)
+        except BaseException:
+            fuzzer.finish(interrupted=True)  # the run failed to start or was stopped hard: no fuzzer left behind
+            raise
+        fuzz = fuzzer.finish(interrupted=control.interrupted)
+        result["fuzz"] = fuzz
+        if fuzz["crashed"]:
+            result["broken"].append("fuzz")
+            result["ok"] = False
+        if control.interrupted:
+            result["linear_cost"] = {"ok": None, "skipped": "the run was interrupted"}
+        else:
+            result["linear_cost"] = linear_cost_report()
+            if not result["linear_cost"]["ok"]:
+                result["broken"].append("linear_cost")
+                result["ok"] = False
+    result["interrupted"] = control.interrupted
+    result["interrupted_by"] = control.reason or None
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))
     print(f"figures: {args.output}; processor log: {args.log}")
+    if control.interrupted:
+        return INTERRUPTED_EXIT
     return 0 if result["ok"] else 1
 
 
@@ -119,12 +207,18 @@ def summary(result: dict[str, Any]) -> str:
     )
     fuzz = result["fuzz"]
     verdict = "all invariants hold" if result["ok"] else f"BROKEN: {', '.join(result['broken'])}"
+    if result.get("interrupted"):
+        verdict = (
+            f"INTERRUPTED ({result['interrupted_by']}) after {result['fault_seconds']} s of faults: the figures cover "
+            f"the run so far (submissions still in flight count as lost or unfinished); {verdict}"
+        )
+    linear = result["linear_cost"]["ok"]
     return (
         f"chaos: {result['batches']} batches, {result['messages']} messages, {result['records_in_stream']} records\n"
         f"faults: {faults}\n"
         f"invariants: {invariants}\n"
         f"fuzz: {fuzz['runs']} runs in {fuzz['seconds']} s, crashed={fuzz['crashed']}\n"
-        f"decoder cost linear in body size (timed against json.loads): {result['linear_cost']['ok']}\n"
+        f"decoder cost linear in body size (timed against json.loads): {'skipped' if linear is None else linear}\n"
         f"{verdict}"
     )
 

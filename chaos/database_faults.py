@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from typing import Protocol
+from urllib.parse import urlsplit
 
 import pg8000.native
 
-from devkit.postgres import fresh_database, server_url_from_env
+from devkit.embedded_postgres import EmbeddedPostgres, embedded_postgres
+from devkit.postgres import connect, fresh_database, server_url_from_env
 from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.migrations import apply_migrations
 
 _PROCESSOR_APPLICATION = "telemetry-adapter"
 
@@ -73,22 +74,12 @@ class EmulatedRestart:
 class EmbeddedRestart:
     """A real restart of the embedded server (fast shutdown: active sessions are aborted)."""
 
-    server: Any
+    server: EmbeddedPostgres
     kind: str = "real (embedded server: pg_ctl stop -m fast, then start)"
 
     def restart(self, seconds: float) -> None:
-        """Stop the server, stay down ``seconds``, start it again with the same options."""
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
-        time.sleep(seconds)
-        socket_dir = parse_qs(urlsplit(str(self.server.get_uri())).query)["host"][0]
-        pg_ctl(  # the options pgserver starts it with: no TCP listener, only the Unix socket
-            ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.server.log), "start"],
-            pgdata=self.server.pgdata,
-            user=self.server.system_user,
-            timeout=60,
-        )
+        """Stop the server, stay down ``seconds``, start it again (unless the run is ending)."""
+        self.server.restart(seconds)
 
 
 class DatabaseSaboteur:
@@ -171,19 +162,23 @@ class ChaosDatabase:
 
 @contextlib.contextmanager
 def chaos_database(server_url: str | None = None) -> Iterator[ChaosDatabase]:
-    """A fresh database on the named server (emulated restarts) or on an own embedded one (real)."""
+    """A fresh database on the named server (emulated restarts) or an own embedded server (real ones).
+
+    The embedded server is the run's alone, so its ``postgres`` database is the chaos database; the
+    server and its data directory are gone when the block ends, even with a restart in flight.
+    """
     server_url = server_url or server_url_from_env()
     with contextlib.ExitStack() as stack:
         if server_url:
             url = stack.enter_context(fresh_database(server_url))
             restarter: Restarter = EmulatedRestart(server_url, _database_name(url))
         else:
-            import pgserver
-
-            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="ta-chaos-pg-"))
-            server = pgserver.get_server(directory, cleanup_mode="stop")  # type: ignore[attr-defined]
-            stack.callback(server.cleanup)
-            server_url = str(server.get_uri())
-            url = stack.enter_context(fresh_database(server_url))
+            server = stack.enter_context(embedded_postgres())
+            server_url = url = server.url
+            connection = connect(url)
+            try:
+                apply_migrations(connection)
+            finally:
+                connection.close()
             restarter = EmbeddedRestart(server)
         yield ChaosDatabase(url, server_url, restarter)

@@ -16,6 +16,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from chaos.config import SHARDS, STREAM, ChaosConfig
+from chaos.control import RunControl
 from chaos.database_faults import chaos_database
 from chaos.invariants import LEDGER_ROWS_SQL, InvariantReport, check_ledger, check_stream
 from chaos.scenario import ChaosRun, RunStats
@@ -78,11 +79,17 @@ def worker_environment(config: ChaosConfig, database_url: str, endpoint: str) ->
     }
 
 
-def run_chaos(config: ChaosConfig, server_url: str | None = None) -> dict[str, Any]:
-    """Run the scenario and check every invariant; return the figures for ``build/chaos.json``."""
+def run_chaos(config: ChaosConfig, server_url: str | None = None, control: RunControl | None = None) -> dict[str, Any]:
+    """Run the scenario and check every invariant; return the figures for ``build/chaos.json``.
+
+    ``control`` can stop the run early (the checks still run, on what was done) and watch it.
+    """
+    control = control or RunControl()
     with chaos_database(server_url) as database, moto_kinesis() as (endpoint, client):
         run = ChaosRun(config, database, client, worker_environment(config, database.url, endpoint))
-        stats = run.run()
+        if control.observer is not None:
+            control.observer.attach(run, client)
+        stats = run.run(control)
         records = read_stream(client, STREAM)
         report = check_stream(records, run.traffic.expected.valid)
         connection = connect(database.url)

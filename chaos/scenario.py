@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.config import STREAM, ChaosConfig
+from chaos.control import RunControl
 from chaos.database_faults import ChaosDatabase, DatabaseSaboteur
 from chaos.kinesis_faults import KinesisFaults
 from chaos.redelivery import Message, RedeliveryQueue
@@ -100,11 +101,13 @@ class ChaosRun:
         client: KinesisClient = self.faults.client
         return ObservedPipeline(settings, ledger, OrderedPublisher(client, settings.stream_name, settings.publish))
 
-    def run(self) -> RunStats:
-        """The fault phase for the configured duration, then the drain."""
+    def run(self, control: RunControl | None = None) -> RunStats:
+        """The fault phase for the configured duration (or until ``control`` stops it), then the drain."""
+        control = control or RunControl()
         started = time.monotonic()
         end = started + self.config.duration_seconds
-        while time.monotonic() < end:
+        while time.monotonic() < end and not control.stop.is_set():
+            control.tick("faults")
             self._top_up()
             batch = self.queue.receive(self.config.batch_size)
             if not batch:
@@ -112,7 +115,7 @@ class ChaosRun:
                 continue
             self._run_batch(batch, self._choose_fault())
         self.stats.fault_seconds = time.monotonic() - started
-        self._drain()
+        self._drain(control)
         for pipeline in self.pipelines:
             pipeline.publisher.close()
         self.stats.faults["deadline_stops"] = sum(
@@ -203,12 +206,15 @@ class ChaosRun:
             thread.join(timeout=60)
         return results[0] & results[1]
 
-    def _drain(self) -> None:
-        """Faults off, no new traffic: redeliver until the queue is empty or the drain times out."""
+    def _drain(self, control: RunControl) -> None:
+        """Faults off, no new traffic: redeliver until the queue is empty, the drain times out or is skipped."""
         started = time.monotonic()
         self.saboteur.wait()
         self.faults.set_rates(self.config.rates.scaled(0))
         while len(self.queue) and time.monotonic() - started < self.config.drain_timeout_seconds:
+            if control.abort.is_set():
+                break
+            control.tick("drain")
             batch = self.queue.receive(self.config.batch_size)
             if not batch:
                 time.sleep(min(0.1, self.queue.seconds_until_visible() or 0.1))

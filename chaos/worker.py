@@ -73,7 +73,7 @@ def run_worker(event: dict[str, Any], env: dict[str, str], *, kill_after_calls: 
     A killed invocation acknowledges nothing, so every message of the batch counts as failed.
     """
     every = frozenset(record["messageId"] for record in event["Records"])
-    child_env = {**os.environ, **env, "PYTHONPATH": f"{_ROOT / 'functions'}{os.pathsep}{_ROOT}"}
+    child_env = {**os.environ, **env}
     job = json.dumps({"event": event, "kill_after_calls": kill_after_calls, "timeout_ms": timeout_ms})
     with subprocess.Popen(
         [sys.executable, "-m", "chaos.worker"],

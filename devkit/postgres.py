@@ -1,50 +1,46 @@
-"""A PostgreSQL database for tests, ``make run`` and ``make bench``.
+"""A PostgreSQL database for tests, ``make bench`` and ``make chaos``.
 
-``TEST_DATABASE_URL`` (or ``DATABASE_URL``) names a server to use; a fresh, uniquely named database is
-created on it and dropped afterwards, so runs never see each other's rows. Without either, an embedded
-server from the ``pgserver`` package (pip-installed, no system PostgreSQL needed) is started in a
-temporary folder.
+``TEST_DATABASE_URL`` names a server to use; a fresh, uniquely named database is created on it and
+dropped afterwards, so runs never see each other's rows. Without it, an embedded server
+(:mod:`devkit.embedded_postgres`) is started in a temporary folder and stopped, folder and all, when
+the run ends. ``DATABASE_URL`` is deliberately not read here: it is the product's own setting and may
+name a real ledger, which no development tool should write test data into.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pg8000.native
 
+from devkit.embedded_postgres import EmbeddedPostgresMissing, embedded_postgres
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations
 
-
-class EmbeddedPostgresMissing(RuntimeError):
-    """No server was named and the embedded one is not installed."""
+__all__ = [
+    "EmbeddedPostgresMissing",
+    "connect",
+    "embedded_server",
+    "fresh_database",
+    "provisioned_database",
+    "server_url_from_env",
+]
 
 
 def server_url_from_env() -> str | None:
-    """The server URL the environment names, if any."""
-    return os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+    """The server ``TEST_DATABASE_URL`` names, if any."""
+    return os.environ.get("TEST_DATABASE_URL", "").strip() or None
 
 
 @contextlib.contextmanager
-def embedded_server(data_dir: str | None = None) -> Iterator[str]:
-    """Start an embedded PostgreSQL (pgserver) and yield its URL; stop it on exit."""
-    try:
-        import pgserver
-    except ImportError as error:  # pragma: no cover - depends on the machine
-        raise EmbeddedPostgresMissing(
-            "no TEST_DATABASE_URL/DATABASE_URL and the embedded server is missing: "
-            "run `make test` (it installs requirements-dev.txt) or `pip install pgserver`"
-        ) from error
-    with contextlib.ExitStack() as stack:
-        directory = data_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="ta-pg-"))
-        server = pgserver.get_server(directory, cleanup_mode="stop")  # type: ignore[attr-defined]
-        stack.callback(server.cleanup)
-        yield str(server.get_uri())
+def embedded_server() -> Iterator[str]:
+    """Start an embedded PostgreSQL and yield its URL; stop it and delete its data on exit."""
+    with embedded_postgres() as server:
+        yield server.url
 
 
 @contextlib.contextmanager

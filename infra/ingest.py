@@ -2,44 +2,51 @@
 
 Both queues are encrypted at rest (SQS-managed keys: no KMS cost, no key grants for producers) and
 refuse plain-HTTP requests. The visibility timeout comes from context, already validated to be at
-least six times the function timeout, and a message that keeps failing moves to the DLQ after
-``maxReceiveCount`` receives, where the DLQ depth alarm pages the operators.
+least six times the function timeout. A message that keeps failing for a transient reason comes
+back after growing delays (the processor sets its visibility from the retry schedule) and moves to
+the DLQ only after ``maxReceiveCount`` receives, which ``infra/settings.py`` derives from the outage
+tolerance; there the DLQ depth alarm pages the operators.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge
-from infra.settings import DeploySettings
+from infra.naming import Names
+from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 
-DLQ_RETENTION = Duration.days(14)
+
+def encrypted_queue(scope: Construct, construct_id: str, *, name: str, **options: Any) -> sqs.Queue:
+    """A queue encrypted with SQS-managed keys that refuses plain-HTTP requests."""
+    return sqs.Queue(
+        scope, construct_id, queue_name=name, encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True, **options
+    )
 
 
 class IngestQueues(Construct):
     """The main queue (``queue``) and its dead-letter queue (``dead_letter_queue``)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings, names: Names) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = encrypted_queue(
             self,
             "DeadLetterQueue",
-            queue_name="submissions-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
+            name=names.resource("submissions-dlq"),
+            retention_period=Duration.days(DLQ_RETENTION_DAYS),
         )
         acknowledge(
-            self.dead_letter_queue, ("AwsSolutions-SQS3", "This queue is the dead-letter queue of 'submissions'.")
+            self.dead_letter_queue,
+            ("AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the submissions queue."),
         )
-        self.queue = sqs.Queue(
+        self.queue = encrypted_queue(
             self,
             "Queue",
-            queue_name="submissions",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            name=names.resource("submissions"),
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             retention_period=Duration.days(settings.queue_retention_days),
             dead_letter_queue=sqs.DeadLetterQueue(

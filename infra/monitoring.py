@@ -2,8 +2,16 @@
 
 The processor's own figures are EMF metrics (``functions/telemetry_adapter/reporting.py``) in
 namespace ``TelemetryAdapter`` with dimension ``service=telemetry-adapter``; the rest are AWS platform
-metrics (SQS, Lambda, Kinesis, RDS, Lambda Insights). What each alarm means and what to do about it
-is in docs/runbook.md, one section per alarm; the alarm descriptions point there.
+metrics (SQS, Lambda, Kinesis, RDS, RDS Proxy, Lambda Insights).
+
+Each alarm has a section of the runbook (``docs/runbook.md``) headed with the alarm's short name, and
+its description ends with the full URL of that section, built from the ``runbookUrl`` context value,
+so the person paged by e-mail can open it.
+
+The alarm topic is encrypted with a key of ours and refuses plain-HTTP publishers. Its policy lets
+CloudWatch publish, but only for this account's alarms of this stack (``aws:SourceAccount`` and the
+alarms' ARNs); the key's policy lets CloudWatch use the key under the same conditions (by the
+stage's alarm-name prefix there: the key cannot name alarms that are created after it).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -24,11 +32,21 @@ from constructs import Construct
 from infra.database import LedgerDatabase
 from infra.functions import METRICS_NAMESPACE, SERVICE_NAME, Functions
 from infra.ingest import IngestQueues
-from infra.settings import DeploySettings
+from infra.naming import Names
+from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 
 FIVE_MINUTES = Duration.minutes(5)
 ONE_MINUTE = Duration.minutes(1)
-RUNBOOK = "Runbook: docs/runbook.md#"
+ONE_HOUR = Duration.hours(1)
+GIB = 1024**3
+DAY_SECONDS = 86_400
+BURSTABLE_FAMILY_PREFIX = "t"
+"""Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched."""
+
+
+def runbook_anchor(alarm: str) -> str:
+    """The runbook section's anchor: MkDocs makes ``## DeadLetterQueueNotEmpty`` ``#deadletterqueuenotempty``."""
+    return alarm.lower()
 
 
 def app_metric(
@@ -64,34 +82,65 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         settings: DeploySettings,
+        names: Names,
         queues: IngestQueues,
         stream: kinesis.Stream,
         database: LedgerDatabase,
         functions: Functions,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._settings = settings
+        self._names = names
         self._queues = queues
         self._stream = stream
         self._database = database
         self._functions = functions
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        alarm_arn_prefix = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{names.alarm_prefix}"
         key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the alarm topic")
         # CloudWatch publishes alarm notifications to the encrypted topic, so it must use the key.
         key.add_to_resource_policy(
             iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                principals=[cloudwatch],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"{alarm_arn_prefix}*"},
+                },
             )
         )
         self.topic = sns.Topic(
-            self, "AlarmTopic", display_name="Telemetry Adapter alarms", master_key=key, enforce_ssl=True
+            self,
+            "AlarmTopic",
+            topic_name=names.resource("alarms"),
+            display_name=f"Telemetry Adapter alarms ({names.stage})",
+            master_key=key,
+            enforce_ssl=True,
         )
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         self.alarms = {spec.name: self._alarm(spec) for spec in self._alarm_specs(settings)}
-        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name="TelemetryAdapter", widgets=self._widgets())
+        # enforce_ssl makes CDK write a topic policy, which replaces SNS's default one: without this
+        # statement CloudWatch could not publish and every alarm would fail silently.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[cloudwatch],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": [alarm.alarm_arn for alarm in self.alarms.values()]},
+                },
+            )
+        )
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=names.dashboard, widgets=self._widgets())
 
     def _alarm_specs(self, settings: DeploySettings) -> list[_AlarmSpec]:
+        return self._pipeline_alarms(settings) + self._database_alarms(settings) + [self._cleanup_alarm()]
+
+    def _pipeline_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
         queues, processor = self._queues, self._functions.processor
         at_least = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         reject_rate = cw.MathExpression(
@@ -112,6 +161,16 @@ class Monitoring(Construct):
                 0,
                 cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 "Messages reached the dead-letter queue: valid data is waiting for a redrive.",
+            ),
+            _AlarmSpec(
+                "DeadLetterQueueMessagesExpiring",
+                queues.dead_letter_queue.metric_approximate_age_of_oldest_message(
+                    period=FIVE_MINUTES, statistic="Maximum"
+                ),
+                settings.dead_letter_age_alarm_days * DAY_SECONDS,
+                at_least,
+                f"A message has waited {settings.dead_letter_age_alarm_days} days in the dead-letter queue; "
+                f"SQS deletes it {DLQ_RETENTION_DAYS} days after its original send: redrive it now.",
             ),
             _AlarmSpec(
                 "OldestMessageAge",
@@ -166,12 +225,71 @@ class Monitoring(Construct):
             ),
         ]
 
+    def _database_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
+        instance, proxy = self._database.instance, self._database.proxy
+        specs = [
+            _AlarmSpec(
+                "LedgerStorageLow",
+                instance.metric_free_storage_space(period=FIVE_MINUTES, statistic="Minimum"),
+                settings.alarm_free_storage_gb * GIB,
+                cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                f"The ledger database has less than {settings.alarm_free_storage_gb} GiB free (storage autoscaling "
+                f"stops at {settings.db_max_allocated_storage_gb} GiB).",
+            ),
+            _AlarmSpec(
+                "ProxyAuthFailures",
+                cw.Metric(
+                    namespace="AWS/RDS",
+                    metric_name="ClientConnectionsSetupFailedAuth",
+                    dimensions_map={"ProxyName": proxy.db_proxy_name},
+                    statistic="Sum",
+                    period=FIVE_MINUTES,
+                ),
+                1,
+                cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                "Functions failed to sign in to RDS Proxy (IAM token, rds-db:connect grant or TLS).",
+            ),
+        ]
+        if settings.db_instance_class.startswith(BURSTABLE_FAMILY_PREFIX):
+            specs.append(
+                _AlarmSpec(
+                    "LedgerCpuCreditsLow",
+                    instance.metric("CPUCreditBalance", period=FIVE_MINUTES, statistic="Minimum"),
+                    settings.alarm_cpu_credit_balance,
+                    cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    "The burstable ledger instance is running out of CPU credits and will be throttled.",
+                    evaluation_periods=3,
+                )
+            )
+        return specs
+
+    def _cleanup_alarm(self) -> _AlarmSpec:
+        functions = self._functions
+        failed = cw.MathExpression(
+            expression="errors + undelivered",
+            using_metrics={
+                "errors": functions.cleanup.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                "undelivered": functions.cleanup_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=ONE_HOUR, statistic="Maximum"
+                ),
+            },
+            period=ONE_HOUR,
+            label="Clean-up errors and undelivered schedule events",
+        )
+        return _AlarmSpec(
+            "CleanupFailed",
+            failed,
+            1,
+            cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            "The daily ledger clean-up failed or was never delivered; the ledger grows until it runs.",
+        )
+
     def _alarm(self, spec: _AlarmSpec) -> cw.Alarm:
         alarm = cw.Alarm(
             self,
             spec.name,
-            alarm_name=f"TelemetryAdapter-{spec.name}",
-            alarm_description=f"{spec.description} {RUNBOOK}{spec.name.lower()}",
+            alarm_name=self._names.alarm(spec.name),
+            alarm_description=f"{spec.description} Runbook: {self.runbook_url(spec.name)}",
             metric=spec.metric,
             threshold=spec.threshold,
             comparison_operator=spec.comparison,
@@ -183,6 +301,19 @@ class Monitoring(Construct):
         alarm.add_alarm_action(action)
         alarm.add_ok_action(action)
         return alarm
+
+    def runbook_url(self, alarm: str) -> str:
+        """The full URL of the alarm's runbook section."""
+        return f"{self._settings.runbook_url}#{runbook_anchor(alarm)}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard in the CloudWatch console of the stack's region."""
+        region = Aws.REGION
+        return (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards/dashboard/{self._names.dashboard}"
+        )
 
     def _widgets(self) -> list[list[cw.IWidget]]:
         queues, functions, proxy = self._queues, self._functions, self._database.proxy
@@ -254,8 +385,9 @@ class Monitoring(Construct):
             ],
             [
                 graph(
-                    "Dead-letter queue depth",
+                    "Dead-letter queue depth and oldest message (s)",
                     [queues.dead_letter_queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE)],
+                    [queues.dead_letter_queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES)],
                 ),
                 graph(
                     "Processor duration (ms), errors, throttles",

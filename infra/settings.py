@@ -5,18 +5,45 @@ string), so each parser accepts both. A bad value stops the synth with a :class:
 names the context key and says what is allowed, instead of a stack that deploys and then misbehaves
 (for example a visibility timeout shorter than the function timeout, which makes SQS redeliver
 messages that are still being processed).
+
+Values that depend on each other are validated together, with the same arithmetic the functions use
+(``telemetry_adapter.time_budget`` for the safety margin, ``telemetry_adapter.retry_schedule`` for
+the receives an outage tolerance needs), so the stack and the code cannot disagree.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-# Context keys (documented in docs/configuration.md, CDK context values), with their defaults. ``None`` means "derived"
-# or "not set".
+from telemetry_adapter.retry_schedule import (
+    MAX_VISIBILITY_SECONDS,
+    guaranteed_wait_seconds,
+    nominal_delay_seconds,
+    receives_for_tolerance,
+)
+from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem
+
+DEV_STAGE = "dev"
+DLQ_RETENTION_DAYS = 14
+"""How long the dead-letter queue keeps a message, counted from the message's ORIGINAL send."""
+DLQ_NOTICE_DAYS = 2
+"""The dead-letter age alarm fires when the oldest message has at least this long left to live."""
+MAX_QUEUE_RETENTION_DAYS = DLQ_RETENTION_DAYS - DLQ_NOTICE_DAYS - 1
+"""Longer main-queue retention would leave a dead-lettered message less than a day before its notice."""
+DEFAULT_RUNBOOK_URL = "http://127.0.0.1:8000/runbook/"
+"""Where ``mkdocs serve`` publishes the runbook page on the operator's own machine."""
+SQS_MAX_RECEIVE_COUNT = 1_000
+
+# Context keys (documented in docs/configuration.md), with their defaults. ``None`` means "derived from
+# other values" or "not set"; the derivation is in load_settings.
 DEFAULTS: dict[str, Any] = {
+    "stage": DEV_STAGE,
+    "local": False,
+    "terminationProtection": None,  # true for every stage but dev
     "batchSize": 100,
     "maxBatchingWindowSeconds": 5,
     "maxConcurrency": 10,
@@ -24,19 +51,28 @@ DEFAULTS: dict[str, Any] = {
     "functionMemoryMb": 512,
     "visibilityTimeoutSeconds": None,  # 6 x functionTimeoutSeconds
     "queueRetentionDays": 4,
-    "maxReceiveCount": 5,
+    "outageToleranceHours": 6,
+    "retryBaseDelaySeconds": 30,
+    "retryMaxDelaySeconds": 900,
+    "maxReceiveCount": None,  # the receives that cover outageToleranceHours
     "streamMode": "on-demand",
     "shardCount": None,  # required when streamMode is provisioned
+    "streamRetentionHours": 24,
     "alarmEmail": None,
+    "alarmsSubscribedExternally": False,
+    "runbookUrl": DEFAULT_RUNBOOK_URL,
     "healthUrlAuth": "AWS_IAM",
     "tracing": True,
-    "lambdaInsights": True,
+    "lambdaInsights": None,  # true unless local
     "logLevel": "INFO",
-    "timeBudgetMarginMs": 10_000,
-    "ledgerRetentionDays": 14,
+    "timeBudgetMarginMs": 15_000,
+    "ledgerStatementTimeoutMs": DEFAULT_STATEMENT_TIMEOUT_MS,
+    "ledgerRetentionDays": None,  # 14 + queueRetentionDays
     "dbInstanceClass": "t4g.micro",
     "dbMultiAz": False,
     "dbAllocatedStorageGb": 20,
+    "dbMaxAllocatedStorageGb": 100,
+    "dbDeletionProtection": None,  # true for every stage but dev
     "heartbeatMaxAgeSeconds": 900,
     "healthCheckTimeoutMs": 2_000,
     "alarmOldestMessageAgeSeconds": 900,
@@ -45,10 +81,18 @@ DEFAULTS: dict[str, Any] = {
     "alarmThrottlesThreshold": 1,
     "alarmPutFailuresThreshold": 10,
     "alarmLedgerFailuresThreshold": 1,
+    "alarmFreeStorageGb": 2,
+    "alarmCpuCreditBalance": 20,
+    "account": None,  # with region: pin the stack to one environment
+    "region": None,
 }
 
+_STAGE = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,19}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _INSTANCE_CLASS = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+_URL = re.compile(r"https?://[^\s#]+")
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -60,6 +104,9 @@ class ContextError(ValueError):
 class DeploySettings:
     """Validated deploy-time settings (one attribute per context key, in snake case)."""
 
+    stage: str
+    local: bool
+    termination_protection: bool
     batch_size: int
     max_batching_window_seconds: int
     max_concurrency: int
@@ -67,19 +114,28 @@ class DeploySettings:
     function_memory_mb: int
     visibility_timeout_seconds: int
     queue_retention_days: int
+    outage_tolerance_hours: int
+    retry_base_delay_seconds: int
+    retry_max_delay_seconds: int
     max_receive_count: int
     stream_mode: str
     shard_count: int | None
+    stream_retention_hours: int
     alarm_email: str | None
+    alarms_subscribed_externally: bool
+    runbook_url: str
     health_url_auth: str
     tracing: bool
     lambda_insights: bool
     log_level: str
     time_budget_margin_ms: int
+    ledger_statement_timeout_ms: int
     ledger_retention_days: int
     db_instance_class: str
     db_multi_az: bool
     db_allocated_storage_gb: int
+    db_max_allocated_storage_gb: int
+    db_deletion_protection: bool
     heartbeat_max_age_seconds: int
     health_check_timeout_ms: int
     alarm_oldest_message_age_seconds: int
@@ -88,6 +144,39 @@ class DeploySettings:
     alarm_throttles_threshold: int
     alarm_put_failures_threshold: int
     alarm_ledger_failures_threshold: int
+    alarm_free_storage_gb: int
+    alarm_cpu_credit_balance: int
+    account: str | None
+    region: str | None
+    warnings: tuple[str, ...] = ()
+    """Synth-time warnings (a setting that is allowed but probably not meant); not a context key."""
+
+    @property
+    def is_dev(self) -> bool:
+        """Whether this is the disposable development stage (no protections, no paging required)."""
+        return self.stage == DEV_STAGE
+
+    @property
+    def dead_letter_age_alarm_days(self) -> int:
+        """DLQ age (days since the move) at which its oldest message has DLQ_NOTICE_DAYS or more left.
+
+        A DLQ message expires DLQ_RETENTION_DAYS after its original send, and it may have spent up to
+        ``queue_retention_days`` in the main queue before it was moved.
+        """
+        return DLQ_RETENTION_DAYS - self.queue_retention_days - DLQ_NOTICE_DAYS
+
+    @property
+    def health_timeout_seconds(self) -> int:
+        """The health function's timeout: the checks run concurrently, and two of them share the ledger
+        connection one after the other, so two check timeouts, plus a few seconds to open that
+        connection (IAM token, TLS) on a cold start."""
+        return math.ceil(2 * self.health_check_timeout_ms / 1000) + 5
+
+    @property
+    def proxy_borrow_timeout_seconds(self) -> int:
+        """RDS Proxy's connection borrow timeout, kept below the client's statement timeout, so a
+        saturated pool fails the statement in time rather than the invocation."""
+        return max(1, math.ceil(self.ledger_statement_timeout_ms / 1000) - 1)
 
 
 def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySettings:
@@ -101,62 +190,130 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         value = lookup(key)
         return DEFAULTS[key] if value is None or value == "" else value
 
+    def given(key: str) -> bool:
+        return raw(key) is not None
+
+    warnings: list[str] = []
+    stage = raw("stage")
+    if not (isinstance(stage, str) and _STAGE.fullmatch(stage)):
+        raise ContextError(
+            f"stage must be 1 to 20 lower-case letters, digits and single hyphens, starting with a letter "
+            f"(it becomes part of every resource name), got {stage!r}"
+        )
+    is_dev = stage == DEV_STAGE
+    local = _bool(raw, "local")
+    insights = (not local) if not given("lambdaInsights") else _bool(raw, "lambdaInsights")
+    if local and insights:
+        raise ContextError("lambdaInsights must be false with local=true (sam local cannot fetch the layer)")
+
     timeout = _int(raw, "functionTimeoutSeconds", 1, 900)
     window = _int(raw, "maxBatchingWindowSeconds", 0, 300)
     batch_size = _int(raw, "batchSize", 1, 10_000)
     if batch_size > 10 and window < 1:
         raise ContextError("maxBatchingWindowSeconds must be at least 1 when batchSize is above 10 (an SQS rule)")
     visibility = (
-        timeout * 6 if raw("visibilityTimeoutSeconds") is None else _int(raw, "visibilityTimeoutSeconds", 0, 43_200)
+        timeout * 6 if not given("visibilityTimeoutSeconds") else _int(raw, "visibilityTimeoutSeconds", 0, 43_200)
     )
     if visibility < 6 * timeout:
         raise ContextError(
             f"visibilityTimeoutSeconds ({visibility}) must be at least 6 x functionTimeoutSeconds "
             f"({6 * timeout}), as AWS advises for SQS event sources"
         )
-    retention_queue = _int(raw, "queueRetentionDays", 1, 14)
-    ledger_retention = _int(raw, "ledgerRetentionDays", 1, 3_650)
-    if ledger_retention < retention_queue:
-        raise ContextError(
-            f"ledgerRetentionDays ({ledger_retention}) must cover queueRetentionDays ({retention_queue}), "
-            "or a late redelivery is no longer recognised as a duplicate"
-        )
+
+    statement_timeout = _int(raw, "ledgerStatementTimeoutMs", 2_000, 60_000)
     margin = _int(raw, "timeBudgetMarginMs", 0, 600_000)
-    if margin >= timeout * 1000:
-        raise ContextError(f"timeBudgetMarginMs ({margin}) must be below functionTimeoutSeconds x 1000")
+    problem = margin_problem(margin, statement_timeout, timeout * 1000)
+    if problem:
+        raise ContextError(f"timeBudgetMarginMs: {problem} (ledgerStatementTimeoutMs, functionTimeoutSeconds)")
+
+    queue_retention = _int(raw, "queueRetentionDays", 1, MAX_QUEUE_RETENTION_DAYS)
+    receives, tolerance_hours, base, cap = _receives(raw, given, queue_retention)
+    ledger_retention = _ledger_retention(raw, given, queue_retention)
+
     stream_mode = _choice(raw, "streamMode", ("on-demand", "provisioned"))
-    shard_count = None if raw("shardCount") is None else _int(raw, "shardCount", 1, 10_000)
+    shard_count = None if not given("shardCount") else _int(raw, "shardCount", 1, 10_000)
     if stream_mode == "provisioned" and shard_count is None:
         raise ContextError("shardCount is required when streamMode is provisioned")
     if stream_mode == "on-demand" and shard_count is not None:
         raise ContextError("shardCount applies only when streamMode is provisioned")
+
     email = raw("alarmEmail")
     if email is not None and not (isinstance(email, str) and _EMAIL.fullmatch(email)):
         raise ContextError(f"alarmEmail must be an e-mail address, got {email!r}")
+    external = _bool(raw, "alarmsSubscribedExternally")
+    if not is_dev and email is None and not external:
+        raise ContextError(
+            f"stage {stage!r} needs someone to page: set alarmEmail, or alarmsSubscribedExternally=true when "
+            "the alarm topic (stack output AlarmTopicArn) is subscribed outside this stack"
+        )
+    runbook = raw("runbookUrl")
+    if not (isinstance(runbook, str) and _URL.fullmatch(runbook)):
+        raise ContextError(f"runbookUrl must be an http(s) URL without a #fragment, got {runbook!r}")
+    if runbook == DEFAULT_RUNBOOK_URL and not is_dev:
+        warnings.append(
+            f"runbookUrl is the default ({DEFAULT_RUNBOOK_URL}, the docs served on your own machine): alarm "
+            f"descriptions of stage {stage!r} should link to where your team publishes the docs"
+        )
+
     instance_class = raw("dbInstanceClass")
     if not (isinstance(instance_class, str) and _INSTANCE_CLASS.fullmatch(instance_class)):
         raise ContextError(f"dbInstanceClass must look like t4g.micro, got {instance_class!r}")
+    storage = _int(raw, "dbAllocatedStorageGb", 20, 65_536)
+    max_storage = _int(raw, "dbMaxAllocatedStorageGb", 20, 65_536)
+    if max_storage < math.ceil(storage * 1.1):
+        raise ContextError(
+            f"dbMaxAllocatedStorageGb ({max_storage}) must be at least 10% above dbAllocatedStorageGb "
+            f"({storage}), or storage autoscaling cannot grow"
+        )
+    free_storage = _int(raw, "alarmFreeStorageGb", 1, 65_536)
+    if free_storage >= storage:
+        raise ContextError(f"alarmFreeStorageGb ({free_storage}) must be below dbAllocatedStorageGb ({storage})")
+
+    account, region = raw("account"), raw("region")
+    if (account is None) != (region is None):
+        raise ContextError("set both account and region context values, or neither")
+    if account is not None and not _ACCOUNT.fullmatch(str(account)):
+        raise ContextError(f"account must be a 12-digit AWS account id, got {account!r}")
+    if region is not None and not _REGION.fullmatch(str(region)):
+        raise ContextError(f"region must be an AWS region name such as eu-west-1, got {region!r}")
+
     settings = DeploySettings(
+        stage=stage,
+        local=local,
+        termination_protection=(not is_dev)
+        if not given("terminationProtection")
+        else _bool(raw, "terminationProtection"),
         batch_size=batch_size,
         max_batching_window_seconds=window,
         max_concurrency=_int(raw, "maxConcurrency", 2, 1_000),
         function_timeout_seconds=timeout,
         function_memory_mb=_int(raw, "functionMemoryMb", 128, 10_240),
         visibility_timeout_seconds=visibility,
-        queue_retention_days=retention_queue,
-        max_receive_count=_int(raw, "maxReceiveCount", 1, 1_000),
+        queue_retention_days=queue_retention,
+        outage_tolerance_hours=tolerance_hours,
+        retry_base_delay_seconds=base,
+        retry_max_delay_seconds=cap,
+        max_receive_count=receives,
         stream_mode=stream_mode,
         shard_count=shard_count,
+        stream_retention_hours=_int(raw, "streamRetentionHours", 24, 8_760),
         alarm_email=email,
+        alarms_subscribed_externally=external,
+        runbook_url=runbook,
         health_url_auth=_choice(raw, "healthUrlAuth", ("AWS_IAM", "NONE")),
         tracing=_bool(raw, "tracing"),
-        lambda_insights=_bool(raw, "lambdaInsights"),
+        lambda_insights=insights,
         log_level=_choice(raw, "logLevel", _LOG_LEVELS),
         time_budget_margin_ms=margin,
+        ledger_statement_timeout_ms=statement_timeout,
         ledger_retention_days=ledger_retention,
         db_instance_class=instance_class,
         db_multi_az=_bool(raw, "dbMultiAz"),
-        db_allocated_storage_gb=_int(raw, "dbAllocatedStorageGb", 20, 65_536),
+        db_allocated_storage_gb=storage,
+        db_max_allocated_storage_gb=max_storage,
+        db_deletion_protection=(not is_dev)
+        if not given("dbDeletionProtection")
+        else _bool(raw, "dbDeletionProtection"),
         heartbeat_max_age_seconds=_int(raw, "heartbeatMaxAgeSeconds", 60, 86_400),
         health_check_timeout_ms=_int(raw, "healthCheckTimeoutMs", 100, 10_000),
         alarm_oldest_message_age_seconds=_int(raw, "alarmOldestMessageAgeSeconds", 60, 1_209_600),
@@ -165,10 +322,76 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         alarm_throttles_threshold=_int(raw, "alarmThrottlesThreshold", 1, 1_000_000),
         alarm_put_failures_threshold=_int(raw, "alarmPutFailuresThreshold", 1, 1_000_000),
         alarm_ledger_failures_threshold=_int(raw, "alarmLedgerFailuresThreshold", 1, 1_000_000),
+        alarm_free_storage_gb=free_storage,
+        alarm_cpu_credit_balance=_int(raw, "alarmCpuCreditBalance", 1, 10_000),
+        account=None if account is None else str(account),
+        region=None if region is None else str(region),
+        warnings=tuple(warnings),
     )
-    if len(fields(settings)) != len(DEFAULTS):  # every documented key has exactly one attribute
+    if len(fields(settings)) - 1 != len(DEFAULTS):  # every documented key has exactly one attribute
         raise AssertionError("DeploySettings and DEFAULTS are out of step")
     return settings
+
+
+def _receives(
+    raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int
+) -> tuple[int, int, int, int]:
+    """``maxReceiveCount`` (derived or checked) and the retry figures it comes from.
+
+    A message that keeps failing for a transient reason waits ``retry_schedule``'s growing delays
+    between receives; it must not reach the DLQ before the outage tolerance has passed, and it must
+    reach the DLQ before the main queue's retention deletes it.
+    """
+    tolerance_hours = _int(raw, "outageToleranceHours", 1, 168)
+    base = _int(raw, "retryBaseDelaySeconds", 1, MAX_VISIBILITY_SECONDS)
+    cap = _int(raw, "retryMaxDelaySeconds", 1, MAX_VISIBILITY_SECONDS)
+    if cap < base:
+        raise ContextError(f"retryMaxDelaySeconds ({cap}) must be at least retryBaseDelaySeconds ({base})")
+    tolerance = tolerance_hours * 3_600
+    if given("maxReceiveCount"):
+        receives = _int(raw, "maxReceiveCount", 1, SQS_MAX_RECEIVE_COUNT)
+        waited = guaranteed_wait_seconds(receives, base, cap)
+        if waited < tolerance:
+            raise ContextError(
+                f"maxReceiveCount ({receives}) dead-letters a failing message after {waited} s of retries, less "
+                f"than outageToleranceHours ({tolerance_hours} h); leave it unset to derive it, or raise it to "
+                f"{receives_for_tolerance(tolerance, base, cap, SQS_MAX_RECEIVE_COUNT)}"
+            )
+    else:
+        try:
+            receives = receives_for_tolerance(tolerance, base, cap, SQS_MAX_RECEIVE_COUNT)
+        except ValueError as error:
+            raise ContextError(
+                f"outageToleranceHours ({tolerance_hours}): {error}; raise retryMaxDelaySeconds"
+            ) from None
+    longest = sum(nominal_delay_seconds(n, base, cap) for n in range(1, receives + 1))
+    if longest >= queue_retention_days * 86_400:
+        raise ContextError(
+            f"queueRetentionDays ({queue_retention_days}) must outlast the longest retry schedule ({longest} s over "
+            f"{receives} receives), or a failing message expires before it reaches the dead-letter queue"
+        )
+    return receives, tolerance_hours, base, cap
+
+
+def _ledger_retention(raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int) -> int:
+    """Ledger retention: it must outlive the last delivery of any message.
+
+    A dead-lettered message lives DLQ_RETENTION_DAYS after its original send; a redrive puts it back
+    in the main queue with a fresh retention clock, so it can be delivered up to
+    ``DLQ_RETENTION_DAYS + queueRetentionDays`` after it was first seen. A row deleted before that
+    would let the redriven message be published again.
+    """
+    needed = DLQ_RETENTION_DAYS + queue_retention_days
+    if not given("ledgerRetentionDays"):
+        return needed
+    days = _int(raw, "ledgerRetentionDays", 1, 3_650)
+    if days < needed:
+        raise ContextError(
+            f"ledgerRetentionDays ({days}) must be at least {DLQ_RETENTION_DAYS} (dead-letter retention) + "
+            f"queueRetentionDays ({queue_retention_days}) = {needed}, or a message redriven from the dead-letter "
+            "queue is no longer recognised as a duplicate"
+        )
+    return days
 
 
 def _int(raw: Callable[[str], Any], key: str, low: int, high: int) -> int:

@@ -1,4 +1,4 @@
-"""The one stack: queues, stream, database, functions, monitoring, wired together."""
+"""The one stack of a stage: queues, stream, database, functions, monitoring, wired together."""
 
 from __future__ import annotations
 
@@ -11,35 +11,53 @@ from infra.database import LedgerDatabase
 from infra.functions import Functions
 from infra.ingest import IngestQueues
 from infra.monitoring import Monitoring
+from infra.naming import Names
 from infra.settings import DeploySettings
 from infra.stream import EventStream
 
-STACK_NAME = "TelemetryAdapter"
-
 
 class TelemetryAdapterStack(Stack):
-    """Everything the adapter needs in one account and region."""
+    """Everything the adapter needs in one account and region, for one stage."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings, **kwargs: Any) -> None:
+        names = Names(settings.stage)
+        kwargs.setdefault("stack_name", names.stack)
         super().__init__(
-            scope, construct_id, description="Telemetry Adapter: SQS to Kinesis for EDR telemetry", **kwargs
+            scope,
+            construct_id,
+            description=f"Telemetry Adapter ({settings.stage}): SQS to Kinesis for EDR telemetry",
+            termination_protection=settings.termination_protection,
+            **kwargs,
         )
-        self.queues = IngestQueues(self, "Ingest", settings=settings)
-        self.stream = EventStream(self, "Events", settings=settings).stream
-        self.database = LedgerDatabase(self, "Ledger", settings=settings)
+        self.names = names
+        self.queues = IngestQueues(self, "Ingest", settings=settings, names=names)
+        self.stream = EventStream(self, "Events", settings=settings, names=names).stream
+        self.database = LedgerDatabase(self, "Ledger", settings=settings, names=names)
+        self.database.scope_endpoints(
+            stream_arn=self.stream.stream_arn,
+            queue_arns=[self.queues.queue.queue_arn, self.queues.dead_letter_queue.queue_arn],
+        )
         self.functions = Functions(
-            self, "Functions", settings=settings, queues=self.queues, stream=self.stream, database=self.database
+            self,
+            "Functions",
+            settings=settings,
+            names=names,
+            queues=self.queues,
+            stream=self.stream,
+            database=self.database,
         )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             settings=settings,
+            names=names,
             queues=self.queues,
             stream=self.stream,
             database=self.database,
             functions=self.functions,
         )
         outputs = {
+            "Stage": settings.stage,
             "QueueUrl": self.queues.queue.queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
             "StreamName": self.stream.stream_name,
@@ -47,6 +65,9 @@ class TelemetryAdapterStack(Stack):
             "ProcessorFunctionName": self.functions.processor.function_name,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
+            "DashboardUrl": self.monitoring.dashboard_url,
         }
+        for role, log_group in self.functions.log_groups.items():
+            outputs[f"{role.capitalize()}LogGroup"] = log_group.log_group_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

@@ -1,7 +1,9 @@
 """Entry point: parse flags, bring the services up, run until the duration ends or Ctrl-C, summarise.
 
-Exit status: 0 when the run is clean (nothing valid lost, no order broken), 1 when it is not, 2 for
-a configuration error (named in the message).
+Exit status: 0 when the run is clean (nothing valid lost, no order broken; in worker mode: every poll
+and invocation worked and the ledger answered), 1 when it is not, 2 for a usage or configuration error
+(named in the message). Ctrl-C or SIGTERM stops the fleet and drains; a second one skips the drain.
+Whatever happens, the embedded PostgreSQL is stopped and its data directory deleted on the way out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
+from local_stack.environment import without_password
 from local_stack.options import Options, parse_options
 from local_stack.output import output_to_log
 from local_stack.services import local_services, worker_services
@@ -46,14 +49,20 @@ def execute(options: Options, shutdown: Shutdown) -> RunResult:
             with worker_services(options) as stack:
                 terminal.write(f"worker: polling {stack.resources.queue_url} (logs: {options.log_file})\n")
                 return run_worker(options, stack, terminal, shutdown)
+        if options.database_url:
+            terminal.write(external_database_warning(options.database_url))
         terminal.write("starting moto, PostgreSQL and the resources...\n")
         terminal.flush()
         with local_services(options) as stack:
-            database = "embedded PostgreSQL" if stack.embedded_database else "DATABASE_URL"
-            terminal.write(
-                f"AWS endpoint {stack.endpoint_url}, ledger on {database}; logs and metrics: {options.log_file}\n"
-            )
             return run_local(options, stack, terminal, shutdown)
+
+
+def external_database_warning(url: str) -> str:
+    """The loud notice that a run writes into a database the user named (password not shown)."""
+    return (
+        "\n*** EXTERNAL DATABASE: " + without_password(url) + " ***\n"
+        "*** the ledger migrations are applied to it and test submissions are written into it ***\n\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devkit.lambda_shapes import LambdaContext
+from local_stack.ports import port_taken
 
 HANDLER_MODULE = "health.handler"
 _CONTEXT_TIMEOUT_MS = 10_000
@@ -124,15 +125,13 @@ class _FunctionUrlHandler(BaseHTTPRequestHandler):
 
 
 class HealthServer:
-    """The HTTP server on 127.0.0.1, on its own thread."""
+    """The HTTP server on 127.0.0.1 (port 0: any free port), on its own thread."""
 
     def __init__(self, port: int) -> None:
         try:
             self._server = ThreadingHTTPServer(("127.0.0.1", port), _FunctionUrlHandler)
-        except OSError:
-            if port == 0:
-                raise
-            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _FunctionUrlHandler)  # taken: any free port
+        except OSError as error:
+            raise port_taken("the health endpoint", port, error) from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)
 

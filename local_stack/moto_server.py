@@ -24,6 +24,8 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local_stack.ports import port_taken
+
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -112,16 +114,18 @@ class LoopbackMotoServer(ThreadedMotoServer):
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    def _server_entry(self) -> None:
-        app = SerializingMiddleware(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=_QuietHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
-
     def start(self) -> None:
-        """Start serving, with empty state: moto's backends are per process, so a previous run (or a
-        test's ``mock_aws``) in this process may have left resources behind."""
-        super().start()
+        """Bind (raising ``ConfigurationError`` at once if the port is taken), serve on a thread, start empty:
+        moto's backends are per process, so a previous run (or a test's ``mock_aws``) in this process
+        may have left resources behind."""
+        app = SerializingMiddleware(DomainDispatcherApplication(create_backend_app))
+        try:
+            self._server = make_server(self._ip_address, self._port, app, threaded=True, request_handler=_QuietHandler)
+        except OSError as error:
+            raise port_taken("the AWS endpoint", self._port, error) from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        self._server_ready_event.set()
         self.reset()
 
     def stop(self) -> None:

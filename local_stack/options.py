@@ -1,17 +1,25 @@
-"""Command-line flags of ``python -m local_stack``; every flag also reads an environment variable.
+"""Command-line flags of ``python -m local_stack`` (``make run ARGS='...'``), checked when parsed.
 
-The environment fallback lets ``make run`` be configured the same way as the deployed function
-(``DEVICES=50 make run``), and the flags win over the environment so a command line is explicit.
+Flags only: no environment variable changes a local run behind the user's back (a shell that
+exports ``DATABASE_URL`` or ``SEED`` for something else must not redirect or alter it). The one
+exception is worker mode, which is configured by the environment exactly like the deployed function.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+
+from devkit.cli_flags import integer, number, port, rate
+from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.ledger.connection import DatabaseSettings
+
+FIXED_AWS_PORT = 4566
+FIXED_DB_PORT = 15432
+FIXED_HEALTH_PORT = 8081
+"""``--fixed-ports``: where ``sam local invoke`` (``events/env.json``) and ``make invoke`` find the stack."""
 
 
 @dataclass(frozen=True)
@@ -31,118 +39,123 @@ class Options:
     function_timeout: float = 5.0
     max_receive_count: int = 5
     drain_timeout: float = 120.0
-    health_port: int = 8080
+    aws_port: int = 0
+    db_port: int = 0
+    health_port: int = 0
+    database_url: str | None = None
+    """An external ledger given explicitly (``--database-url``); None: the embedded server."""
     summary: Path = Path("build/run-summary.json")
     log_file: Path = Path("build/run.log")
     worker: bool = False
     seed: int | None = None
 
 
-@dataclass(frozen=True)
-class _Flag:
-    name: str
-    env: str
-    kind: Callable[[str], Any]
-    help: str
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a rate is between 0 and 1, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 65_536:
-        raise argparse.ArgumentTypeError(f"a TCP port (0 = any free port), got {text}")
-    return value
-
-
-FLAGS = (
-    _Flag("devices", "DEVICES", _positive_int, "sensors in the fleet, each with a stable device id"),
-    _Flag("interval", "INTERVAL", _non_negative, "seconds between two submissions of one device"),
-    _Flag("duration", "DURATION", _non_negative, "seconds the fleet sends, then drain and stop (0 = until Ctrl-C)"),
-    _Flag("broken-rate", "BROKEN_RATE", _rate, "share of submissions with a known sensor defect or hostile body"),
-    _Flag("duplicate-rate", "DUPLICATE_RATE", _rate, "share of submissions a device sends again later"),
-    _Flag("kinesis-error-rate", "KINESIS_ERROR_RATE", _rate, "share of Kinesis records failed by FlakyKinesis"),
-    _Flag("db-restart-every", "DB_RESTART_EVERY", _non_negative, "seconds between killing the ledger's sessions"),
-    _Flag("batch-size", "BATCH_SIZE", _positive_int, "ESM batch size (messages per invocation, up to 10,000)"),
-    _Flag("batching-window", "BATCHING_WINDOW", _non_negative, "ESM batching window in seconds"),
-    _Flag("visibility-timeout", "VISIBILITY_TIMEOUT", _positive_int, "seconds a received message stays hidden"),
-    _Flag("function-timeout", "FUNCTION_TIMEOUT", _non_negative, "seconds each invocation's context allows"),
-    _Flag("max-receive-count", "MAX_RECEIVE_COUNT", _positive_int, "receives before SQS moves a message to the DLQ"),
-    _Flag("drain-timeout", "DRAIN_TIMEOUT", _non_negative, "seconds to wait for the queue to empty at the end"),
-    _Flag("health-port", "HEALTH_PORT", _port, "loopback port of the health endpoint (0 = any free port)"),
-    _Flag("summary", "SUMMARY", Path, "where the JSON summary is written"),
-    _Flag("log-file", "LOG_FILE", Path, "where the processor's JSON logs and EMF metrics go"),
-    _Flag("seed", "SEED", int, "fleet random seed (default: a new one per run, so submission ids never repeat)"),
-)
+def _database_url(text: str) -> str:
+    try:
+        DatabaseSettings.from_url(text)
+    except ConfigurationError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("DATABASE_URL", "the URL")) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (``--help`` lists each flag's environment variable and default)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m local_stack",
-        description="Run the telemetry adapter on loopback: moto, PostgreSQL, a sensor fleet, the processor, "
-        "a stream consumer and a live view. With --worker, only the poller, against the endpoints "
-        "the environment names.",
-    )
+    """The argument parser (``--help`` shows each flag's range and default)."""
     defaults = Options()
-    for flag in FLAGS:
-        attribute = flag.name.replace("-", "_")
-        parser.add_argument(
-            f"--{flag.name}",
-            type=flag.kind,
-            default=None,
-            help=f"{flag.help} [env {flag.env}, default {getattr(defaults, attribute)}]",
-        )
+    parser = argparse.ArgumentParser(
+        prog="make run ARGS='...'  (or python -m local_stack)",
+        description="Run the telemetry adapter on loopback: an AWS endpoint (moto), an embedded PostgreSQL, a "
+        "sensor fleet, the processor behind an emulated SQS event source, the health endpoint, a stream "
+        "consumer and a live view; drain, check and summarise at the end. With --worker, only the poller, "
+        "against the queue, stream and database the environment names.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fleet = parser.add_argument_group("fleet and duration")
+    fleet.add_argument("--devices", type=integer(1, 10_000), default=defaults.devices, help="sensors in the fleet")
+    fleet.add_argument(
+        "--interval",
+        type=number(0, 3600),
+        default=defaults.interval,
+        help="seconds between two submissions of a device",
+    )
+    fleet.add_argument(
+        "--duration", type=number(0, 7 * 86_400), default=defaults.duration, help="seconds of traffic; 0 = until Ctrl-C"
+    )
+    fleet.add_argument(
+        "--broken-rate", type=rate(), default=defaults.broken_rate, help="share of defective or hostile submissions"
+    )
+    fleet.add_argument(
+        "--duplicate-rate", type=rate(), default=defaults.duplicate_rate, help="share a device sends again later"
+    )
+    fleet.add_argument("--seed", type=integer(), default=None, help="fleet random seed (default: new per run)")
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--kinesis-error-rate", type=rate(), default=defaults.kinesis_error_rate, help="share of records Kinesis fails"
+    )
+    faults.add_argument(
+        "--db-restart-every",
+        type=number(0, 3600),
+        default=defaults.db_restart_every,
+        help="seconds between terminating the ledger's sessions; 0 = never",
+    )
+    esm = parser.add_argument_group("event source and function (as deployed)")
+    esm.add_argument("--batch-size", type=integer(1, 10_000), default=defaults.batch_size, help="messages per batch")
+    esm.add_argument(
+        "--batching-window", type=number(0, 300), default=defaults.batching_window, help="batching window, seconds"
+    )
+    esm.add_argument(
+        "--visibility-timeout", type=integer(1, 43_200), default=defaults.visibility_timeout, help="seconds"
+    )
+    esm.add_argument("--function-timeout", type=number(1, 900), default=defaults.function_timeout, help="seconds")
+    esm.add_argument(
+        "--max-receive-count", type=integer(1, 1000), default=defaults.max_receive_count, help="receives before DLQ"
+    )
+    esm.add_argument(
+        "--drain-timeout", type=number(0, 3600), default=defaults.drain_timeout, help="seconds to empty the queue"
+    )
+    ports = parser.add_argument_group("ports and database (loopback only)")
+    ports.add_argument(
+        "--fixed-ports",
+        action="store_true",
+        help=f"AWS endpoint on {FIXED_AWS_PORT}, PostgreSQL on {FIXED_DB_PORT}, health on {FIXED_HEALTH_PORT}"
+        " (what events/env.json and make invoke expect); the flags below override one each",
+    )
+    ports.add_argument("--aws-port", type=port(), default=None, help="moto server port [default: 0, any free port]")
+    ports.add_argument("--db-port", type=port(), default=None, help="embedded PostgreSQL TCP port [default: 0]")
+    ports.add_argument("--health-port", type=port(), default=None, help="health endpoint port [default: 0]")
+    ports.add_argument(
+        "--database-url",
+        type=_database_url,
+        default=None,
+        help="use this PostgreSQL instead of the embedded one: it is migrated and receives test data "
+        "(DATABASE_URL in the environment is never used for that)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--summary", type=Path, default=defaults.summary, help="JSON summary file")
+    output.add_argument("--log-file", type=Path, default=defaults.log_file, help="processor logs and EMF metrics")
     parser.add_argument(
         "--worker",
         action="store_true",
-        default=None,
-        help="long-running worker against real endpoints (QUEUE_URL, STREAM_NAME, DATABASE_URL or DB_*) [env WORKER]",
+        help="long-running worker against real endpoints: QUEUE_URL, STREAM_NAME, DATABASE_URL or DB_* and "
+        "the AWS settings come from the environment, as for the deployed function",
     )
     return parser
 
 
-def parse_options(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Options:
-    """Flags first, then environment variables, then defaults; exits with a usage error if invalid."""
-    source = os.environ if env is None else env
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """Parse the flags; exit with a usage error naming the flag when one is out of range."""
     parser = build_parser()
-    namespace = parser.parse_args(argv)
-    values: dict[str, Any] = {}
-    for flag in FLAGS:
-        attribute = flag.name.replace("-", "_")
-        given = getattr(namespace, attribute)
-        if given is None and source.get(flag.env, "").strip():
-            try:
-                given = flag.kind(source[flag.env].strip())
-            except (ValueError, argparse.ArgumentTypeError) as error:
-                parser.error(f"environment variable {flag.env}: {error}")
-        if given is not None:
-            values[attribute] = given
-    worker = namespace.worker or source.get("WORKER", "").strip().lower() in ("1", "true", "yes")
-    options = Options(**values, worker=worker)
-    if options.batch_size > 10_000:
-        parser.error("--batch-size is at most 10,000 (the SQS event source limit)")
-    if options.function_timeout <= 0:
-        parser.error("--function-timeout must be positive")
+    namespace = vars(parser.parse_args(argv))
+    fixed = namespace.pop("fixed_ports")
+    embedded = not (namespace["database_url"] or namespace["worker"])  # only then is there a PostgreSQL to expose
+    chosen = {"aws_port": FIXED_AWS_PORT, "db_port": FIXED_DB_PORT if embedded else 0, "health_port": FIXED_HEALTH_PORT}
+    for name, fixed_port in chosen.items():
+        if namespace[name] is None:
+            namespace[name] = fixed_port if fixed else 0
+    options = replace(Options(), **namespace)
     if options.visibility_timeout < options.function_timeout:
         parser.error("--visibility-timeout must be at least --function-timeout (AWS advises 6 times)")
+    if options.worker and options.db_port:
+        parser.error("--db-port is for the embedded PostgreSQL, which --worker does not start")
+    if options.database_url and options.db_port:
+        parser.error("--db-port is for the embedded PostgreSQL; --database-url names another server")
     return options

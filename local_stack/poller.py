@@ -75,6 +75,7 @@ class Poller:
                 self.poll_once()
             except Exception:
                 logger.exception("poller: SQS call failed; retrying")
+                self._tally.add(poll_errors=1)
                 self._stop.wait(_ERROR_PAUSE_SECONDS)
 
     def poll_once(self) -> int:

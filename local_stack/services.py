@@ -1,9 +1,11 @@
 """The services a run needs: the embedded AWS endpoint and PostgreSQL, or the real ones in worker mode.
 
-Local mode starts moto on a free loopback port, uses ``DATABASE_URL`` when set (else an embedded,
-pip-installed PostgreSQL in a temporary folder), applies the ledger migrations, creates the queue,
-DLQ and stream, and sets the processor's environment for the duration of the block. Worker mode
-starts nothing: it checks the environment names a queue, a stream and a database and uses them.
+Local mode starts moto on a loopback port, an embedded, pip-installed PostgreSQL in a temporary folder
+(or uses the database ``--database-url`` names explicitly; an exported ``DATABASE_URL`` is never
+picked up, so a run cannot write test data into a real ledger by accident), applies the ledger
+migrations, creates the queue, DLQ and stream, and sets the processor's environment for the duration
+of the block. Worker mode starts nothing: it checks the environment names a queue, a stream and a
+database, that the queue answers, and uses them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from devkit.postgres import embedded_server
+from devkit.embedded_postgres import embedded_postgres
 from local_stack.environment import FAKE_CREDENTIALS, REGION, budget_margin, local_environment, patched_environ
 from local_stack.moto_server import LoopbackMotoServer
 from local_stack.options import Options
+from local_stack.ports import check_free
 from local_stack.resources import Resources, create_resources
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
@@ -57,12 +60,17 @@ def migrate(database_url: str) -> list[int]:
 @contextlib.contextmanager
 def local_services(options: Options) -> Iterator[Stack]:
     """moto, PostgreSQL, migrations, resources and the processor's environment, torn down on exit."""
+    for what, port in (
+        ("the AWS endpoint", options.aws_port),
+        ("the health endpoint", options.health_port),
+        ("PostgreSQL", 0 if options.database_url else options.db_port),
+    ):
+        check_free(what, port)
     with contextlib.ExitStack() as stack:
-        moto = LoopbackMotoServer()
+        moto = LoopbackMotoServer(options.aws_port)
         moto.start()
         stack.callback(moto.stop)
-        given_url = os.environ.get("DATABASE_URL", "").strip()
-        database_url = given_url or stack.enter_context(embedded_server())
+        database_url = options.database_url or stack.enter_context(embedded_postgres(tcp_port=options.db_port)).url
         migrate(database_url)
         aws = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": moto.endpoint_url, "AWS_REGION": REGION}
         with patched_environ({**aws, "AWS_DEFAULT_REGION": REGION}):
@@ -80,7 +88,7 @@ def local_services(options: Options) -> Iterator[Stack]:
         )
         environment.update(budget_margin(int(options.function_timeout * 1000)))
         stack.enter_context(patched_environ(environment))
-        yield Stack(resources, database_url, moto.endpoint_url, embedded_database=not given_url)
+        yield Stack(resources, database_url, moto.endpoint_url, embedded_database=not options.database_url)
 
 
 @contextlib.contextmanager
@@ -89,15 +97,27 @@ def worker_services(options: Options) -> Iterator[Stack]:
     missing = [name for name in ("QUEUE_URL", "STREAM_NAME") if not os.environ.get(name, "").strip()]
     if missing:
         raise ConfigurationError(f"--worker needs {' and '.join(missing)} in the environment")
-    DatabaseSettings.from_env()  # fails early, naming the variable, when the database is not configured
-    with patched_environ(budget_margin(int(options.function_timeout * 1000))):
+    overrides = budget_margin(int(options.function_timeout * 1000))
+    if options.database_url:
+        overrides["DATABASE_URL"] = options.database_url
+    with patched_environ(overrides):
+        DatabaseSettings.from_env()  # fails early, naming the variable, when the database is not configured
         resources = Resources(
             queue_url=os.environ["QUEUE_URL"].strip(),
             dlq_url=os.environ.get("DLQ_URL", "").strip(),
             stream_name=os.environ["STREAM_NAME"].strip(),
         )
+        _check_queue(resources.queue_url)
         yield Stack(
             resources,
             os.environ.get("DATABASE_URL", "").strip() or None,
             os.environ.get("AWS_ENDPOINT_URL") or None,
         )
+
+
+def _check_queue(queue_url: str) -> None:
+    """Fail at start, not silently in the poll loop, when the queue cannot be reached."""
+    try:
+        aws_client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    except Exception as error:
+        raise ConfigurationError(f"QUEUE_URL {queue_url} cannot be reached: {error}") from None

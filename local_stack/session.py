@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from local_stack.checker import StreamChecker
 from local_stack.consumer import StreamConsumer
+from local_stack.environment import without_password
 from local_stack.faults import DatabaseRestarter
 from local_stack.fleet import FleetEmulator, SentLog
 from local_stack.gauges import Gauges
@@ -119,6 +120,7 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
         return {**tally.snapshot(), **vars(checker.snapshot()), "phase": phase.name}
 
     view = LiveView(snapshot, terminal)
+    announce(terminal, stack, health.url, options)
     with _pipeline(options, tally, fleet.seed) as pipeline, contextlib.ExitStack() as running:
         poller = _poller(options, resources.queue_url, pipeline, tally)
         running.enter_context(_started(health, consumer, poller, gauges, view))
@@ -143,6 +145,20 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
         lost = checker.incomplete()
     summary = local_summary(tally.snapshot(), checker.snapshot(), lost, drained=drained, seed=fleet.seed)
     return RunResult(summary, fleet.log, health.url)
+
+
+def announce(terminal: TextIO, stack: Stack, health_url: str, options: Options) -> None:
+    """Where everything is, before the live view starts (the ports matter for ``make invoke``)."""
+    database = "embedded PostgreSQL, deleted at exit" if stack.embedded_database else "EXTERNAL, --database-url"
+    resources = stack.resources
+    terminal.write(
+        f"  AWS endpoint   {stack.endpoint_url}  (queue {resources.queue_url}, stream {resources.stream_name})\n"
+        f"  ledger         {without_password(stack.database_url or '')}  ({database})\n"
+        f"  health         {health_url}\n"
+        f"  logs, metrics  {options.log_file}\n"
+        "  Ctrl-C stops the fleet and drains; a second Ctrl-C skips the drain\n"
+    )
+    terminal.flush()
 
 
 def run_worker(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdown) -> RunResult:

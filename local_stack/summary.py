@@ -54,9 +54,14 @@ def local_summary(
 
 
 def worker_summary(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Summary of a worker run (the processor only; loss and order are for the stream's consumers)."""
+    """Summary of a worker run (the processor only; loss and order are for the stream's consumers).
+
+    ``ok`` is false when the queue could not be polled, an invocation failed as a whole, or the ledger
+    could not be reached: a worker that could not do its job exits non-zero, as a local run does.
+    """
     summary = _processor_figures(snapshot)
-    summary.update({"mode": "worker", "ok": True})
+    summary["mode"] = "worker"
+    summary["ok"] = not (summary["poll_errors"] or summary["invocation_errors"] or summary["ledger_failures"])
     return summary
 
 
@@ -73,6 +78,7 @@ def _processor_figures(s: dict[str, Any]) -> dict[str, Any]:
         "queue_depth": s["queue_depth"],
         "invocations": s["invocations"],
         "invocation_errors": s["invocation_errors"],
+        "poll_errors": s["poll_errors"],
         "batch_item_failures": s["failed"],
         "busy_elsewhere": s["busy"],
         "put_records_calls": s["put_calls"],
@@ -91,24 +97,62 @@ def write_summary(summary: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def _n(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _problems(summary: dict[str, Any]) -> list[str]:
+    named = (
+        ("lost_submissions", "valid submissions lost"),
+        ("order_violations", "order violations"),
+        ("id_conflicts", "event id conflicts"),
+        ("broken_published", "broken submissions published"),
+        ("poll_errors", "failed queue polls"),
+        ("invocation_errors", "failed invocations"),
+    )
+    problems = [f"{_n(summary[key])} {label}" for key, label in named if summary.get(key)]
+    if summary["mode"] == "worker" and summary["ledger_failures"]:
+        problems.append(f"{_n(summary['ledger_failures'])} batches could not reach the ledger")
+    return problems
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """A short human-readable summary for the terminal."""
-    latency = summary.get("latency_ms") or {}
+    """The summary as a few aligned lines of text for the terminal (the JSON file has everything)."""
+    problems = _problems(summary)
+    verdict = "OK" if summary["ok"] else "FAILED: " + ", ".join(problems or ["see the JSON summary"])
+    rejected = summary["rejected_by_reason"]
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1]))
     lines = [
-        f"summary ({summary['mode']}, {summary['duration_s']} s): {'OK' if summary['ok'] else 'FAILED'}",
-        f"  submissions sent {summary['submissions_sent']}, acknowledged {summary['submissions_acknowledged']},"
-        f" events published {summary['events_published']}",
-        f"  rejected {sum(summary['rejected_by_reason'].values())} {summary['rejected_by_reason']}",
-        f"  duplicates suppressed {summary['duplicates_suppressed']}, DLQ depth {summary['dlq_depth']},"
-        f" queue depth {summary['queue_depth']}",
+        f"summary ({summary['mode']} run, {summary['duration_s']} s): {verdict}",
+        f"  submissions  sent {_n(summary['submissions_sent'])}{{kinds}},"
+        f" received {_n(summary['submissions_received'])}, acknowledged {_n(summary['submissions_acknowledged'])}",
+        f"  events       published {_n(summary['events_published'])}",
+        f"  rejected     {_n(sum(rejected.values()))}" + (f": {reasons}" if reasons else ""),
+        f"  duplicates   suppressed {_n(summary['duplicates_suppressed'])}",
+        f"  queues       queue {_n(summary['queue_depth'])}, DLQ {_n(summary['dlq_depth'])}",
+        f"  kinesis      put calls {_n(summary['put_records_calls'])}, records retried"
+        f" {_n(summary['kinesis_records_retried'])} (throttled {_n(summary['kinesis_records_throttled'])})",
+        f"  processor    invocations {_n(summary['invocations'])}, failed {_n(summary['invocation_errors'])},"
+        f" batch item failures {_n(summary['batch_item_failures'])}, ledger failures {_n(summary['ledger_failures'])}",
     ]
     if summary["mode"] == "local":
+        kinds = summary["submissions_sent_by_kind"]
+        latency = summary.get("latency_ms") or {}
+        lines[1] = lines[1].replace(
+            "{kinds}",
+            f" (valid {_n(kinds['valid'])}, defective {_n(kinds['defective'])}, hostile {_n(kinds['hostile'])},"
+            f" re-sent {_n(kinds['re_sent_duplicates'])})",
+        )
+        lines[2] += f", read back {_n(summary['events_read'])} (re-sent copies {_n(summary['duplicate_records_read'])})"
+        lines[5] += "" if summary["drained"] else " (not drained before the drain timeout)"
         lines.append(
-            f"  lost submissions {summary['lost_submissions']}, order violations {summary['order_violations']},"
-            f" id conflicts {summary['id_conflicts']}, broken published {summary['broken_published']}"
+            f"  checks       lost {_n(summary['lost_submissions'])},"
+            f" order violations {_n(summary['order_violations'])}, id conflicts {_n(summary['id_conflicts'])},"
+            f" broken published {_n(summary['broken_published'])}"
         )
         lines.append(
-            f"  latency send->read ms: p50 {latency.get('p50')}, p95 {latency.get('p95')}, p99 {latency.get('p99')}"
-            f" over {latency.get('count')} submissions"
+            f"  latency      send to read p50 {_n(latency.get('p50'))} ms, p95 {_n(latency.get('p95'))} ms,"
+            f" p99 {_n(latency.get('p99'))} ms over {_n(latency.get('count'))} submissions"
         )
-    return "\n".join(lines)
+    lines.append(f"  health       {summary['health']}")
+    return "\n".join(lines).replace("{kinds}", "")

@@ -40,6 +40,7 @@ class Tally:
     # poller and processor (from the BatchReports)
     invocations: int = 0
     invocation_errors: int = 0
+    poll_errors: int = 0
     received: int = 0
     acknowledged: int = 0
     failed: int = 0

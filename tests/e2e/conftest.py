@@ -1,5 +1,6 @@
 """The e2e tests run the local stack in process, against a fresh database on TEST_DATABASE_URL's server
-when set (else the stack's own embedded PostgreSQL), with its output routed to a log file."""
+when set (given to the stack as ``--database-url`` would give it), else the stack's own embedded
+PostgreSQL, with its output routed to a log file."""
 
 from __future__ import annotations
 
@@ -12,14 +13,8 @@ from devkit.postgres import fresh_database, server_url_from_env
 
 
 @pytest.fixture
-def stack_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
-    """DATABASE_URL for the stack: a fresh migrated-later database, or unset (embedded server)."""
+def stack_database() -> Iterator[str | None]:
+    """The database for ``Options.database_url``: a fresh one (migrated by the stack), or None (embedded)."""
     with contextlib.ExitStack() as stack:
         server = server_url_from_env()
-        if server:
-            url = stack.enter_context(fresh_database(server, migrate=False))
-            monkeypatch.setenv("DATABASE_URL", url)
-            yield url
-        else:
-            monkeypatch.delenv("DATABASE_URL", raising=False)
-            yield None
+        yield stack.enter_context(fresh_database(server, migrate=False)) if server else None

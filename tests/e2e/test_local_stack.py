@@ -42,6 +42,7 @@ def test_nothing_valid_lost_or_reordered_under_kinesis_faults(tmp_path: Path, st
         max_receive_count=5,
         drain_timeout=30,
         health_port=0,
+        database_url=stack_database,
         summary=tmp_path / "run-summary.json",
         log_file=tmp_path / "run.log",
         seed=42,

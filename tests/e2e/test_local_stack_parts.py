@@ -32,26 +32,29 @@ from local_stack.tally import Tally, percentile
 from local_stack.view import render_line, render_panel
 
 
-def test_flags_win_over_environment_which_wins_over_defaults() -> None:
-    options = parse_options(["--devices", "7"], {"DEVICES": "3", "KINESIS_ERROR_RATE": "0.1", "WORKER": "true"})
+def test_flags_set_the_run_and_the_environment_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"DEVICES": "3", "KINESIS_ERROR_RATE": "0.1", "WORKER": "true", "DATABASE_URL": "x"}.items():
+        monkeypatch.setenv(name, value)
+    options = parse_options(["--devices", "7"])
     assert options.devices == 7
-    assert options.kinesis_error_rate == 0.1
-    assert options.worker is True
+    assert options.kinesis_error_rate == Options().kinesis_error_rate
+    assert options.worker is False
+    assert options.database_url is None
     assert options.interval == Options().interval
 
 
 @pytest.mark.parametrize(
-    ("argv", "env"),
+    "argv",
     [
-        (["--broken-rate", "1.5"], {}),
-        ([], {"DUPLICATE_RATE": "lots"}),
-        (["--visibility-timeout", "2", "--function-timeout", "5"], {}),
-        (["--batch-size", "10001"], {}),
+        ["--broken-rate", "1.5"],
+        ["--duplicate-rate", "lots"],
+        ["--visibility-timeout", "2", "--function-timeout", "5"],
+        ["--batch-size", "10001"],
     ],
 )
-def test_invalid_settings_are_usage_errors(argv: list[str], env: dict[str, str]) -> None:
+def test_invalid_settings_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        parse_options(argv, env)
+        parse_options(argv)
     assert exit_info.value.code == 2
 
 
@@ -105,7 +108,13 @@ def test_view_renders_a_panel_and_a_line() -> None:
 
 @pytest.fixture
 def services(tmp_path: Path, stack_database: str | None) -> Iterator[tuple[Options, Stack]]:
-    options = Options(visibility_timeout=1, function_timeout=2, max_receive_count=2, log_file=tmp_path / "run.log")
+    options = Options(
+        visibility_timeout=1,
+        function_timeout=2,
+        max_receive_count=2,
+        log_file=tmp_path / "run.log",
+        database_url=stack_database,
+    )
     with output_to_log(options.log_file), local_services(options) as stack:
         yield options, stack
 

@@ -1,4 +1,8 @@
-"""One synthesis of the CDK app per test session, shared by every template test (a synth takes seconds)."""
+"""The CDK app synthesized once per test session, in every supported context variant.
+
+All variants are stacks of ONE app, so the Lambda asset is bundled and staged once and a single
+``app.synth()`` writes every template; cdk-nag runs per stack, cfn-lint once over all templates.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,10 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,22 +24,47 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.app import add_stack
 from infra.nag import findings
-from infra.settings import load_settings
-from infra.stack import STACK_NAME, TelemetryAdapterStack
+from infra.stack import TelemetryAdapterStack
+from telemetry_adapter.ledger.connection import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
+PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com/telemetry/runbook/"}
+
+# Every supported context variant: name -> context. The default (dev) stage first.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "prod": {"stage": "prod", **PAGED},
+    "public-health": {"stage": "pub", "healthUrlAuth": "NONE", **PAGED},
+    "provisioned-stream": {
+        "stage": "prov",
+        "streamMode": "provisioned",
+        "shardCount": 2,
+        "streamRetentionHours": 48,
+        "alarmsSubscribedExternally": True,
+    },
+    "multi-az": {"stage": "maz", "dbMultiAz": True, "dbInstanceClass": "r7g.large", **PAGED},
+    "no-tracing": {"stage": "notrace", "tracing": False, "alarmsSubscribedExternally": True},
+    "no-insights": {"stage": "noinsights", "lambdaInsights": False, "alarmsSubscribedExternally": True},
+    "pinned": {"stage": "pinned", "account": "123456789012", "region": "eu-west-1", **PAGED},
+    "local": {"stage": "local", "local": True, "alarmsSubscribedExternally": True},
+}
+LINT_REGIONS = ("us-east-1", "eu-west-1")
 
 
 @dataclass(frozen=True)
 class Synthesized:
-    """The synthesized stack: its template (as assertions and as JSON), the cloud assembly folder."""
+    """One synthesized stack: its template (as assertions and as JSON), the cloud assembly folder."""
 
+    name: str
+    context: Mapping[str, Any]
     stack: TelemetryAdapterStack
     template: Template
     json: dict[str, Any]
     outdir: Path
+    template_path: Path
     nag_findings: list[str]
 
     @property
@@ -45,20 +78,76 @@ class Synthesized:
         return {key: value for key, value in self.resources.items() if value["Type"] == resource_type}
 
 
+@dataclass(frozen=True)
+class Assembly:
+    """Every variant's stack, and cfn-lint's verdict on all their templates."""
+
+    variants: dict[str, Synthesized]
+    lint_output: str
+    lint_returncode: int
+
+
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The app with default context, synthesized once, plus its cdk-nag findings."""
+def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
+    """Every variant synthesized in one app, cdk-nag per stack, cfn-lint once over all templates."""
     outdir = tmp_path_factory.mktemp("cdk.out")
     # As the CDK CLI does: asset paths in the template metadata (`sam local invoke` reads them).
-    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True})
-    stack = TelemetryAdapterStack(app, STACK_NAME, settings=load_settings({}))
-    nag = findings(stack)
-    app.synth()
-    document = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
-    return Synthesized(
-        stack=stack,
-        template=Template.from_json(document),
-        json=document,
-        outdir=outdir,
-        nag_findings=nag,
+    # The pinned variant's availability zones, as `cdk synth` with credentials caches them in cdk.context.json.
+    zones = {"availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
+    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **zones})
+    stacks = {name: add_stack(app, context, construct_id=f"Variant-{name}") for name, context in VARIANTS.items()}
+    nag = {name: findings(stack) for name, stack in stacks.items()}
+    assembly = app.synth()
+    variants = {}
+    for name, stack in stacks.items():
+        path = Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
+        document = json.loads(path.read_text())
+        variants[name] = Synthesized(
+            name=name,
+            context=VARIANTS[name],
+            stack=stack,
+            template=Template.from_json(document),
+            json=document,
+            outdir=outdir,
+            template_path=path,
+            nag_findings=nag[name],
+        )
+    # W3005 (DependsOn already implied by GetAtt) is how CDK orders a VPC function after its role's
+    # policies; W3010 (literal availability zones) is what a stack pinned to a region synthesizes from
+    # its looked-up zones. Both harmless and CDK's, not ours to change.
+    ignored = ["--ignore-checks", "W3005", "W3010"]
+    command = [str(Path(sys.executable).parent / "cfn-lint"), "--regions", *LINT_REGIONS, *ignored]
+    lint = subprocess.run(
+        [*command, "--", *(str(v.template_path) for v in variants.values())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
+    return Assembly(variants=variants, lint_output=lint.stdout + lint.stderr, lint_returncode=lint.returncode)
+
+
+@pytest.fixture(scope="session")
+def synthesized(assembly: Assembly) -> Synthesized:
+    """The stack with default context (the dev stage)."""
+    return assembly.variants["default"]
+
+
+@pytest.fixture(params=list(VARIANTS))
+def variant(request: pytest.FixtureRequest, assembly: Assembly) -> Synthesized:
+    """Each supported context variant in turn (synthesized once per session)."""
+    return assembly.variants[request.param]
+
+
+@pytest.fixture
+def app_user(database_url: str) -> Iterator[str]:
+    """A database role name unique to this test (roles are server-wide), dropped afterwards."""
+    name = f"ta_app_{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = DatabaseSettings.from_url(database_url).connect()
+    try:
+        if connection.run("SELECT 1 FROM pg_roles WHERE rolname = :n", n=name):
+            connection.run(f'DROP OWNED BY "{name}"')
+            connection.run(f'DROP ROLE "{name}"')
+    finally:
+        connection.close()

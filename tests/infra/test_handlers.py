@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,20 +16,6 @@ from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from tests.conftest import REGION
-
-
-@pytest.fixture
-def app_user(database_url: str) -> Iterator[str]:
-    """A role name unique to this test (roles are server-wide), dropped afterwards."""
-    name = f"ta_app_{uuid.uuid4().hex[:8]}"
-    yield name
-    connection = DatabaseSettings.from_url(database_url).connect()
-    try:
-        if connection.run("SELECT 1 FROM pg_roles WHERE rolname = :n", n=name):
-            connection.run(f'DROP OWNED BY "{name}"')
-            connection.run(f'DROP ROLE "{name}"')
-    finally:
-        connection.close()
 
 
 def privileges(database_url: str, user: str, table: str) -> dict[str, bool]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synthesized
+from infra.settings import DEFAULT_RUNBOOK_URL
+from tests.infra.conftest import PAGED, ROOT, Assembly, Synthesized
 
 APP = {"Namespace": "TelemetryAdapter", "Dimensions": [{"Name": "service", "Value": "telemetry-adapter"}]}
 
 
 def alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    prefix = f"TelemetryAdapter-{synthesized.stack.names.stage}-"
     return {
-        value["Properties"]["AlarmName"].removeprefix("TelemetryAdapter-"): value["Properties"]
+        value["Properties"]["AlarmName"].removeprefix(prefix): value["Properties"]
         for value in synthesized.of_type("AWS::CloudWatch::Alarm").values()
     }
 
@@ -34,6 +37,16 @@ def topic_ref(synthesized: Synthesized) -> dict[str, str]:
         ("KinesisPutFailures", "PutRecordsCallsFailed", "TelemetryAdapter", 10, "GreaterThanOrEqualToThreshold"),
         ("KinesisThrottling", "KinesisRecordsThrottled", "TelemetryAdapter", 10, "GreaterThanOrEqualToThreshold"),
         ("LedgerFailures", "LedgerFailures", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
+        (
+            "DeadLetterQueueMessagesExpiring",
+            "ApproximateAgeOfOldestMessage",
+            "AWS/SQS",
+            8 * 86_400,
+            "GreaterThanOrEqualToThreshold",
+        ),
+        ("LedgerStorageLow", "FreeStorageSpace", "AWS/RDS", 2 * 1024**3, "LessThanThreshold"),
+        ("LedgerCpuCreditsLow", "CPUCreditBalance", "AWS/RDS", 20, "LessThanThreshold"),
+        ("ProxyAuthFailures", "ClientConnectionsSetupFailedAuth", "AWS/RDS", 1, "GreaterThanOrEqualToThreshold"),
     ],
 )
 def test_single_metric_alarms(
@@ -47,7 +60,7 @@ def test_single_metric_alarms(
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [topic_ref(synthesized)]
     assert alarm["OKActions"] == [topic_ref(synthesized)]
-    assert f"docs/runbook.md#{name.lower()}" in alarm["AlarmDescription"]
+    assert alarm["AlarmDescription"].endswith(f" Runbook: {DEFAULT_RUNBOOK_URL}#{name.lower()}")
     if namespace == "TelemetryAdapter":
         assert alarm["Dimensions"] == APP["Dimensions"]
 
@@ -58,7 +71,7 @@ def test_dlq_alarm_watches_the_dead_letter_queue(synthesized: Synthesized) -> No
     dlq_id = next(
         k
         for k, v in synthesized.of_type("AWS::SQS::Queue").items()
-        if v["Properties"]["QueueName"] == "submissions-dlq"
+        if v["Properties"]["QueueName"] == "telemetry-adapter-dev-submissions-dlq"
     )
     assert queue_name == {"Fn::GetAtt": [dlq_id, "QueueName"]}
     assert alarm["Period"] == 60
@@ -91,10 +104,51 @@ def test_alarm_thresholds_follow_context(tmp_path: Any) -> None:
     assert resolved["RejectRateHigh"] == 1.5
 
 
-def test_alarm_email_subscription_only_when_given(synthesized: Synthesized) -> None:
-    assert synthesized.of_type("AWS::SNS::Subscription") == {}
+def test_alarm_topic_is_encrypted(synthesized: Synthesized) -> None:
     topic = next(iter(synthesized.of_type("AWS::SNS::Topic").values()))["Properties"]
     assert "KmsMasterKeyId" in topic
+
+
+def test_cleanup_alarm_counts_errors_and_undelivered_events(synthesized: Synthesized) -> None:
+    alarm = alarms(synthesized)["CleanupFailed"]
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    assert queries["errors"]["MetricStat"]["Metric"]["MetricName"] == "Errors"
+    assert queries["undelivered"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Threshold"] == 1
+
+
+def test_cpu_credit_alarm_only_for_burstable_classes(assembly: Assembly) -> None:
+    assert "LedgerCpuCreditsLow" in alarms(assembly.variants["default"])
+    assert "LedgerCpuCreditsLow" not in alarms(assembly.variants["multi-az"])  # r7g.large
+
+
+def runbook_sections() -> list[str]:
+    """The alarm sections: level-two headings that are one CamelCase word (other sections have spaces)."""
+    page = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    return re.findall(r"^## ([A-Z][A-Za-z]+)\s*$", page, re.MULTILINE)
+
+
+def test_every_alarm_has_its_runbook_section_and_links_to_it(assembly: Assembly) -> None:
+    sections = runbook_sections()
+    assert len(sections) == len(set(sections))
+    every_alarm: set[str] = set()
+    for synthesized in assembly.variants.values():
+        for name, alarm in alarms(synthesized).items():
+            every_alarm.add(name)
+            assert name in sections, f"docs/runbook.md has no section '## {name}'"
+            url = f"{load_runbook_url(synthesized)}#{name.lower()}"
+            assert alarm["AlarmDescription"].endswith(f"Runbook: {url}"), alarm["AlarmDescription"]
+            assert "README" not in alarm["AlarmDescription"]
+    assert set(sections) <= every_alarm, "a runbook section names no alarm"
+
+
+def load_runbook_url(synthesized: Synthesized) -> str:
+    return str(synthesized.context.get("runbookUrl", DEFAULT_RUNBOOK_URL))
+
+
+def test_paged_variants_link_to_their_own_runbook(assembly: Assembly) -> None:
+    alarm = alarms(assembly.variants["prod"])["DeadLetterQueueNotEmpty"]
+    assert alarm["AlarmDescription"].endswith(f"{PAGED['runbookUrl']}#deadletterqueuenotempty")
 
 
 def test_dashboard_has_every_widget(synthesized: Synthesized) -> None:
@@ -110,7 +164,7 @@ def test_dashboard_has_every_widget(synthesized: Synthesized) -> None:
         "PutRecords latency",
         "Ledger statement latency",
         "Queue depth and oldest message",
-        "Dead-letter queue depth",
+        "Dead-letter queue depth and oldest message",
         "Processor duration",
         "Processor concurrent executions",
         "RDS Proxy connections",

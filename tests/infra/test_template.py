@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from tests.infra.conftest import EVENTS_DIR, Synthesized
+from tests.infra.conftest import Synthesized
 
 
 def only(resources: dict[str, Any]) -> dict[str, Any]:
@@ -22,15 +22,20 @@ def queue(synthesized: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_queues_encrypted_tls_only_with_redrive(synthesized: Synthesized) -> None:
-    dlq_id, dlq = queue(synthesized, "submissions-dlq")
-    _, main = queue(synthesized, "submissions")
+    dlq_id, dlq = queue(synthesized, "telemetry-adapter-dev-submissions-dlq")
+    _, main = queue(synthesized, "telemetry-adapter-dev-submissions")
     assert main["SqsManagedSseEnabled"] is True
     assert dlq["SqsManagedSseEnabled"] is True
     assert main["VisibilityTimeout"] == 360
     assert dlq["MessageRetentionPeriod"] == 14 * 86_400
-    assert main["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5}
+    receives = synthesized.stack.queues.queue.dead_letter_queue.max_receive_count  # type: ignore[union-attr]
+    assert main["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": receives,
+    }
+    assert receives > 5  # derived from the outage tolerance
     policies = synthesized.of_type("AWS::SQS::QueuePolicy")
-    assert len(policies) == 2
+    assert len(policies) == 3  # the queue, its DLQ, the clean-up schedule's DLQ
     for policy in policies.values():
         statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
         assert statement["Effect"] == "Deny"
@@ -39,7 +44,8 @@ def test_queues_encrypted_tls_only_with_redrive(synthesized: Synthesized) -> Non
 
 def test_stream_on_demand_and_kms_encrypted(synthesized: Synthesized) -> None:
     stream = only(synthesized.of_type("AWS::Kinesis::Stream"))["Properties"]
-    assert stream["Name"] == "events"
+    assert stream["Name"] == "telemetry-adapter-dev-events"
+    assert stream["RetentionPeriodHours"] == 24
     assert stream["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
     assert "ShardCount" not in stream
     assert stream["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}
@@ -69,7 +75,7 @@ def test_postgres_instance_private_encrypted_iam(synthesized: Synthesized) -> No
     assert instance["PubliclyAccessible"] is False
     assert instance["EnableIAMDatabaseAuthentication"] is True
     assert instance["MultiAZ"] is False
-    assert instance["DeletionProtection"] is True
+    assert instance["DeletionProtection"] is False  # dev; other stages: see test_deployability
     parameters = only(synthesized.of_type("AWS::RDS::DBParameterGroup"))["Properties"]["Parameters"]
     assert parameters["rds.force_ssl"] == "1"
 
@@ -88,6 +94,7 @@ def test_processor_function(synthesized: Synthesized) -> None:
     assert processor["Runtime"] == "python3.12"
     assert processor["Architectures"] == ["arm64"]
     assert processor["Timeout"] == 60
+    assert processor["FunctionName"] == "telemetry-adapter-dev-processor"
     assert processor["MemorySize"] == 512
     assert processor["TracingConfig"] == {"Mode": "Active"}
     assert "VpcConfig" in processor
@@ -139,6 +146,7 @@ def test_migration_custom_resource(synthesized: Synthesized) -> None:
 def test_daily_cleanup_rule(synthesized: Synthesized) -> None:
     rule = only(synthesized.of_type("AWS::Events::Rule"))["Properties"]
     assert rule["ScheduleExpression"] == "cron(17 3 * * ? *)"
+    assert rule["Name"] == "telemetry-adapter-dev-daily-cleanup"
     assert rule["State"] == "ENABLED"
     target = rule["Targets"][0]["Arn"]["Fn::GetAtt"][0]
     assert synthesized.resources[target]["Properties"]["Handler"] == "cleanup.handler.lambda_handler"
@@ -159,12 +167,6 @@ def test_health_function_url_uses_iam_auth(synthesized: Synthesized) -> None:
     ):
         assert name in env, name
     assert env["HEARTBEAT_MAX_AGE_SECONDS"] == "900"
+    assert synthesized.resources["HealthFunction"]["Properties"]["Timeout"] == 9  # 2 x 2 s checks + 5 s
+    assert "ReservedConcurrentExecutions" not in synthesized.resources["HealthFunction"]["Properties"]
     assert env["HEALTH_CHECK_TIMEOUT_MS"] == "2000"
-
-
-def test_sam_env_file_names_declared_variables(synthesized: Synthesized) -> None:
-    """`sam local invoke --env-vars` only overrides variables the template declares."""
-    overrides = json.loads((EVENTS_DIR / "env.json").read_text())
-    for logical_id, variables in overrides.items():
-        declared = synthesized.resources[logical_id]["Properties"]["Environment"]["Variables"]
-        assert set(variables) <= set(declared), (logical_id, set(variables) - set(declared))
