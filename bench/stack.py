@@ -140,8 +140,8 @@ def handler_output_discarded() -> Iterator[None]:
 
 @contextlib.contextmanager
 def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
-    """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL``/``DATABASE_URL``
-    server, else embedded) and moto. The handler's environment is set, and its output discarded
+    """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL`` server, else
+    embedded) and moto. The handler's environment is set, and its output discarded
     (:func:`handler_output_discarded`), for the duration only."""
     saved = {name: os.environ.get(name) for name in [*HANDLER_ENV, "DATABASE_URL"]}
     os.environ.update(HANDLER_ENV)
