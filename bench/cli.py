@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--long-events",
         type=whole_number(0, MAX_BATCH),
-        help="events of the one-submission case through the emulated queue (default 10,000; quick and 0: skip it)",
+        help="events of the one-submission case through the emulated queue (default: 10,000 in the full run; "
+        "skipped when --quick or --sizes narrows the run, or with 0)",
     )
     add("--long-put-ms", type=number(0, 1_000), default=30.0, help="wait per PutRecords in that case (default 30)")
     return parser
@@ -281,7 +282,7 @@ def settle(args: argparse.Namespace) -> Settings:
         cpu_submissions=args.cpu_submissions or (300 if quick else 2_000),
         cpu_repeats=3 if quick else 7,
         cold_repeats=args.cold_repeats or (3 if quick else 7),
-        long_events=args.long_events if args.long_events is not None else (0 if quick else 10_000),
+        long_events=args.long_events if args.long_events is not None else (0 if quick or args.sizes else 10_000),
     )
 
 

@@ -4,10 +4,11 @@ The ordering guarantee allows one event of a submission per PutRecords call, so 
 needs 10,000 sequential calls: about five minutes, five times a 60-second invocation. It must still
 complete, in order, and never reach the dead-letter queue. The case runs it the way AWS would, with the
 stack's deployed defaults (function timeout, safety margin, batch size and batching window, visibility
-timeout, ``maxReceiveCount``): the queue and its DLQ are moto's SQS with the redrive policy, created by
-``local_stack``; the event source mapping is ``local_stack``'s :class:`~local_stack.poller.Poller`;
-the function is ``processor.handler.lambda_handler`` with ``QUEUE_URL`` set; every PutRecords call
-waits ``put_records_ms`` (:func:`bench.latency.kinesis_latency`).
+timeout, ``maxReceiveCount`` and the retry delays, as ``infra.settings.load_settings`` derives them):
+the queue and its DLQ are moto's SQS with the redrive policy, created by ``local_stack``; the event
+source mapping is ``local_stack``'s :class:`~local_stack.poller.Poller`; the function is
+``processor.handler.lambda_handler`` with the processor's environment (``QUEUE_URL`` included); every
+PutRecords call waits ``put_records_ms`` (:func:`bench.latency.kinesis_latency`).
 
 Time between deliveries is fast-forwarded. A message that failed stays invisible until its visibility
 timeout (6 minutes by default) or the processor's retry delay ends; waiting for that in real time
@@ -17,13 +18,15 @@ the next message becomes visible. The reported time is the real time plus the sk
 submission would take in AWS. The handler's own deadline runs on real time, untouched.
 
 The verdict: every event of the submission is on the stream; the first copy of each event comes in
-sequence order (copies carry the same id and are allowed after a lost answer); the DLQ is empty.
+sequence order (copies carry the same id and are allowed after a lost answer); the DLQ is empty; and
+no delivery was a redelivery (``ApproximateReceiveCount`` 1 throughout): nothing fails here, so a
+higher count means the submission's progress counted towards the DLQ, which a longer submission or a
+smaller ``maxReceiveCount`` would turn into a dead letter.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -36,20 +39,16 @@ from bench.latency import kinesis_latency
 from bench.stack import REGION, STREAM, Stack, handler_output_discarded
 from devkit import fleet
 from devkit.kinesis import read_stream
-from infra.settings import DEFAULTS
+from infra.settings import load_settings
+from local_stack.environment import patched_environ
 from local_stack.poller import Poller
 from local_stack.resources import create_resources, queue_depth
 from local_stack.tally import Tally
 
 EVENTS = 10_000
 PUT_RECORDS_MS = 30.0
-FUNCTION_TIMEOUT_SECONDS = int(DEFAULTS["functionTimeoutSeconds"])
-VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
-"""The stack's derived default (``visibilityTimeoutSeconds`` unset: six times the function timeout)."""
-MAX_RECEIVE_COUNT = int(DEFAULTS["maxReceiveCount"])
-BATCH_SIZE = int(DEFAULTS["batchSize"])
-BATCHING_WINDOW_SECONDS = float(DEFAULTS["maxBatchingWindowSeconds"])
-SAFETY_MARGIN_MS = int(DEFAULTS["timeBudgetMarginMs"])
+DEPLOYED = load_settings({})
+"""The stack's settings with every context value at its default (derived ones derived)."""
 _MOTO_ACCOUNT = "123456789012"
 
 
@@ -63,6 +62,8 @@ class LongSubmissionResult:
     max_receive_count: int
     deliveries: int
     """Invocations that received the submission (a re-enqueued copy counts as a new delivery)."""
+    highest_receive_count: int
+    """The highest ``ApproximateReceiveCount`` a delivery carried: above 1, progress counted towards the DLQ."""
     seconds: float
     """Real time plus the skipped queue waits: the time in AWS."""
     real_seconds: float
@@ -76,13 +77,24 @@ class LongSubmissionResult:
     """Why the run gave up before the queue was empty (a bound reached), if it did."""
 
     @property
+    def counted_towards_dlq(self) -> bool:
+        """Whether a delivery was a redelivery: nothing failed here, so only progress could have counted."""
+        return self.highest_receive_count > 1
+
+    @property
     def passed(self) -> bool:
-        """Complete, in order, and not in the DLQ."""
-        return self.completed and self.in_order and not self.dead_lettered and self.stopped_early is None
+        """Complete, in order, not in the DLQ, and its progress never counted towards the DLQ."""
+        return (
+            self.completed
+            and self.in_order
+            and not self.dead_lettered
+            and not self.counted_towards_dlq
+            and self.stopped_early is None
+        )
 
     def row(self) -> dict[str, Any]:
         """The JSON form."""
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), "counted_towards_dlq": self.counted_towards_dlq, "passed": self.passed}
 
 
 class QueueClock:
@@ -138,28 +150,35 @@ def run_long_submission(
     *,
     events: int = EVENTS,
     put_records_ms: float = PUT_RECORDS_MS,
-    function_timeout_s: int = FUNCTION_TIMEOUT_SECONDS,
+    function_timeout_s: int = DEPLOYED.function_timeout_seconds,
     max_deliveries: int = 50,
     max_real_seconds: float = 1_800.0,
 ) -> LongSubmissionResult:
     """Send the submission, drive the handler until the queue is empty or a bound is reached, check the stream."""
     sqs = boto3.client("sqs", region_name=REGION)
     stack.reset(1)
+    visibility = max(DEPLOYED.visibility_timeout_seconds, 6 * function_timeout_s)
     resources = create_resources(
-        sqs, stack.kinesis, visibility_timeout=6 * function_timeout_s, max_receive_count=MAX_RECEIVE_COUNT
+        sqs, stack.kinesis, visibility_timeout=visibility, max_receive_count=DEPLOYED.max_receive_count
     )
     document = long_document(events)
-    env = {
+    env = {  # the processor's environment as the stack sets it
         "QUEUE_URL": resources.queue_url,
         "DLQ_URL": resources.dlq_url,
-        "TIME_BUDGET_MARGIN_MS": str(SAFETY_MARGIN_MS),
+        "TIME_BUDGET_MARGIN_MS": str(DEPLOYED.time_budget_margin_ms),
+        "LEDGER_STATEMENT_TIMEOUT_MS": str(DEPLOYED.ledger_statement_timeout_ms),
+        "RETRY_BASE_DELAY_SECONDS": str(DEPLOYED.retry_base_delay_seconds),
+        "RETRY_MAX_DELAY_SECONDS": str(DEPLOYED.retry_max_delay_seconds),
     }
     clock = QueueClock()
-    bounds = _Bounds(function_timeout_s, max_deliveries, max_real_seconds)
+    bounds = _Bounds(function_timeout_s, visibility, max_deliveries, max_real_seconds)
+    receives: list[int] = []
     started = time.monotonic()
     try:
-        with _environment(env), kinesis_latency(put_records_ms), clock.installed(), handler_output_discarded():
-            deliveries, stopped, dead = _drive(sqs, resources.queue_url, resources.dlq_url, document, clock, bounds)
+        with patched_environ(env), kinesis_latency(put_records_ms), clock.installed(), handler_output_discarded():
+            deliveries, stopped, dead = _drive(
+                sqs, resources.queue_url, resources.dlq_url, document, clock, bounds, receives
+            )
     finally:
         for url in (resources.queue_url, resources.dlq_url):
             sqs.delete_queue(QueueUrl=url)
@@ -175,8 +194,9 @@ def run_long_submission(
         events=events,
         put_records_ms=put_records_ms,
         function_timeout_s=function_timeout_s,
-        max_receive_count=MAX_RECEIVE_COUNT,
+        max_receive_count=DEPLOYED.max_receive_count,
         deliveries=deliveries,
+        highest_receive_count=max(receives, default=0),
         seconds=round(real + clock.skipped, 1),
         real_seconds=round(real, 1),
         skipped_seconds=round(clock.skipped, 1),
@@ -192,15 +212,22 @@ def run_long_submission(
 @dataclass(frozen=True)
 class _Bounds:
     function_timeout_s: int
+    visibility_timeout_s: int
     max_deliveries: int
     max_real_seconds: float
 
 
 def _drive(
-    sqs: Any, queue_url: str, dlq_url: str, document: dict[str, Any], clock: QueueClock, bounds: _Bounds
+    sqs: Any,
+    queue_url: str,
+    dlq_url: str,
+    document: dict[str, Any],
+    clock: QueueClock,
+    bounds: _Bounds,
+    receives: list[int],
 ) -> tuple[int, str | None, bool]:
     """Send the submission and poll until the queue is empty or a bound is reached: (deliveries, why it
-    stopped early, whether the DLQ holds a message)."""
+    stopped early, whether the DLQ holds a message). Each delivery's receive count goes to ``receives``."""
     from processor.handler import lambda_handler
     from telemetry_adapter.runtime import default_pipeline
 
@@ -209,14 +236,20 @@ def _drive(
     deliveries = 0
     try:
         sqs.send_message(QueueUrl=queue_url, MessageBody=fleet.encode(document))
+
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            receives.extend(int(record["attributes"]["ApproximateReceiveCount"]) for record in event["Records"])
+            response: dict[str, Any] = lambda_handler(event, context)
+            return response
+
         poller = Poller(
             sqs,
             queue_url,
-            lambda_handler,
+            handler,
             Tally(),
-            batch_size=BATCH_SIZE,
-            batching_window=BATCHING_WINDOW_SECONDS,
-            visibility_timeout=6 * bounds.function_timeout_s,
+            batch_size=DEPLOYED.batch_size,
+            batching_window=DEPLOYED.max_batching_window_seconds,
+            visibility_timeout=bounds.visibility_timeout_s,
             function_timeout=bounds.function_timeout_s,
             region=REGION,
         )
@@ -235,17 +268,3 @@ def _drive(
         with contextlib.suppress(Exception):
             default_pipeline().publisher.close()
         default_pipeline.cache_clear()
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

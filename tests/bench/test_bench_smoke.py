@@ -117,6 +117,7 @@ def test_long_submission_runs_through_the_emulated_queue(document: dict[str, Any
     assert result["completed"]
     assert result["in_order"]
     assert result["dead_lettered"] is False
+    assert result["highest_receive_count"] == 1
     assert result["passed"] is True
 
 
