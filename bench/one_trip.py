@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pg8000.native
 from pg8000.converters import make_params
@@ -125,26 +125,17 @@ class OneTripConnection(pg8000.native.Connection):  # type: ignore[misc]  # pg80
 
 
 def connect_one_trip(settings: DatabaseSettings) -> OneTripConnection:
-    """A :class:`OneTripConnection` for a ``DATABASE_URL``-style setting (the bench's; no IAM, no TLS).
+    """A :class:`OneTripConnection` opened the ledger's own way (``DatabaseSettings.connect``: URL or IAM
+    token, TLS as configured).
 
-    In the ledger itself the change is one line: ``DatabaseSettings.connect`` builds this class instead
-    of ``pg8000.native.Connection``, with the same arguments.
+    The prototype re-types the connection pg8000 opened (the subclass adds behaviour, no state) rather
+    than repeat the connection arguments. In the ledger itself ``DatabaseSettings.connect`` would build
+    ``OneTripConnection`` directly, with the same arguments, and set ``TCP_NODELAY`` there.
     """
-    if settings.iam_region or settings.tls != "disable":
-        raise ValueError("the one-trip prototype connects to local databases only (no IAM token, no TLS)")
-    kwargs: dict[str, Any] = {
-        "user": settings.user,
-        "database": settings.database,
-        "password": settings.password,
-        "timeout": settings.timeout_seconds,
-        "application_name": "telemetry-adapter",
-    }
-    if settings.unix_socket:
-        kwargs["unix_sock"] = settings.unix_socket
-    else:
-        kwargs["host"] = settings.host
-        kwargs["port"] = settings.port
-    return OneTripConnection(**kwargs)
+    connection = settings.connect()
+    connection.__class__ = OneTripConnection
+    disable_nagle(connection)
+    return cast(OneTripConnection, connection)
 
 
 def nodelay_connect(database_url: str) -> Callable[[], Any]:
