@@ -89,7 +89,7 @@ deploy: $(READY) $(CDK)
 	$(CDK) deploy --require-approval broadening $(CONTEXT) $(ARGS)
 
 # --- local tools ---
-.PHONY: run invoke bench bench-quick chaos
+.PHONY: run invoke ops bench bench-quick chaos
 
 ## run: the whole pipeline on loopback until Ctrl-C (moto, embedded PostgreSQL, fleet); ARGS='--help'
 run: $(READY)
@@ -98,6 +98,10 @@ run: $(READY)
 ## invoke: run the processor once on an event, like sam local invoke, without Docker: EVENT=events/valid.json
 invoke: $(READY)
 	@$(PY) -m local_stack.invoke $(if $(EVENT),--event $(EVENT)) $(ARGS)
+
+## ops: the operators' tool: dlq peek|redrive, quarantine list|show|replay, submission; ARGS='--help'
+ops: $(READY)
+	@$(PY) -m ops $(ARGS)
 
 ## bench: handler against the I/O floor and the naive idiom, CPU, cold start, memory (~9 min); ARGS='--help'
 bench: $(READY)

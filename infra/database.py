@@ -47,14 +47,23 @@ PORT = 5432
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_17_9
 ISOLATED = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
-# Interface endpoints (no NAT): the processor publishes to Kinesis and hands messages back to SQS; the
-# health check reads SQS, Kinesis and CloudWatch; the migration and RDS Proxy read the secrets.
+# Interface endpoints (no NAT): the processor publishes to Kinesis, hands messages back to SQS and
+# writes rejected bodies to S3; the health check reads SQS, Kinesis and CloudWatch; the migration and
+# RDS Proxy read the secrets.
 ENDPOINTS = {
     "Kinesis": ec2.InterfaceVpcEndpointAwsService.KINESIS_STREAMS,
     "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
     "CloudWatch": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "S3": ec2.InterfaceVpcEndpointAwsService.S3,
 }
+# S3 through an interface endpoint, like every other service, rather than a (free) gateway endpoint: a
+# gateway endpoint routes to S3's public addresses, which the functions' security group (HTTPS to the
+# endpoints only) would have to allow through the region's managed prefix list, whose id an
+# environment-agnostic template cannot name. S3 creates an interface endpoint with private DNS for
+# "inbound resolvers only" unless told otherwise, and that setting needs a gateway endpoint: without
+# ALL_RESOLVERS the create fails. The price is the same as each other endpoint's (per AZ-hour and GB).
+_DNS_FOR_ALL_RESOLVERS = {"S3": ec2.VpcEndpointPrivateDnsOnlyForInboundResolverEndpoint.ALL_RESOLVERS}
 # Lambda Insights' extension ships its data to CloudWatch Logs itself, so it needs that endpoint too.
 INSIGHTS_ENDPOINT = {"Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS}
 
@@ -112,6 +121,7 @@ class LedgerDatabase(Construct):
                 service=service,
                 subnets=ISOLATED,
                 private_dns_enabled=True,
+                private_dns_only_for_inbound_resolver_endpoint=_DNS_FOR_ALL_RESOLVERS.get(name),
                 open=False,
                 security_groups=[endpoint_security_group],
             )
@@ -208,9 +218,10 @@ class LedgerDatabase(Construct):
         """Allow ``grantee`` to sign in to the proxy as ``user`` with an IAM token (``rds-db:connect``)."""
         self.proxy.grant_connect(grantee, user)
 
-    def scope_endpoints(self, *, stream_arn: str, queue_arns: list[str]) -> None:
+    def scope_endpoints(self, *, stream_arn: str, queue_arns: list[str], quarantine_objects_arn: str) -> None:
         """Endpoint policies: through each endpoint, principals of this account reach this stack's resources
-        only (the stream, the queues, the two secrets, the Lambda Insights log group), never another's."""
+        only (the stream, the queues, the two secrets, the quarantine's ``rejected/`` objects, the Lambda
+        Insights log group), never another's, and only with the actions the functions need."""
         secrets = [self.admin_secret.secret_arn, self.app_secret.secret_arn]
         insights_logs = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/lambda-insights:*"
         allowed: dict[str, tuple[list[str], list[str]]] = {
@@ -228,6 +239,7 @@ class LedgerDatabase(Construct):
             "CloudWatch": (["cloudwatch:GetMetricData"], ["*"]),
             "SecretsManager": (["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], secrets),
             "Logs": (["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [insights_logs]),
+            "S3": (["s3:PutObject"], [quarantine_objects_arn]),
         }
         for name, endpoint in self.endpoints.items():
             actions, resources = allowed[name]

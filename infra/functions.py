@@ -11,19 +11,22 @@ meets an older schema than it was written for.
 Least privilege, per function:
 
 * processor: ``kinesis:PutRecord(s)`` on the one stream, ``rds-db:connect`` as the app user, the SQS
-  consume actions the event source mapping needs on the one queue, and ``sqs:SendMessage`` plus
+  consume actions the event source mapping needs on the one queue, ``sqs:SendMessage`` plus
   ``sqs:ChangeMessageVisibility`` on that queue only (a big submission making progress is handed back
-  as a fresh message; a failed message gets a backoff visibility). No ``*`` resource in its own
+  as a fresh message; a failed message gets a backoff visibility), and ``s3:PutObject`` on the
+  quarantine's ``rejected/*`` keys only (``QUARANTINE_BUCKET``). No ``*`` resource in its own
   policies (X-Ray and VPC networking come from AWS-managed policies, since those actions have no
   resource-level permissions).
-* health: read-only checks (queue attributes, stream summary, metric data, ``rds-db:connect``).
+* health: read-only checks (queue attributes, stream summary, metric data, ``rds-db:connect``). Invoked
+  directly (``lambda:InvokeFunction``, which IAM authorises for the operators), it also answers the
+  operators' tool: the health answer, and what the ledger knows of one submission, read-only.
 * migration: ``rds-db:connect`` as the admin and read access to the app user's secret.
 * clean-up: ``rds-db:connect`` as the app user.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -38,8 +41,9 @@ from infra.bundling import ARCHITECTURE, RUNTIME, asset_hash, lambda_code
 from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, ISOLATED, PORT, LedgerDatabase
 from infra.ingest import IngestQueues, encrypted_queue
 from infra.lifecycle import kept_unless_dev
-from infra.nag import acknowledge
+from infra.nag import acknowledge, logical_id
 from infra.naming import Names
+from infra.quarantine import QuarantineStorage
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 from telemetry_adapter.ledger.migrations import available_migrations
 
@@ -75,12 +79,6 @@ def _acknowledge_managed_policies(scope: Construct, names: tuple[str, ...]) -> N
         )
 
 
-def _logical_id(function: lambda_.Function) -> str:
-    """The CloudFormation logical id of a function (cdk-nag names findings by it)."""
-    stack = Stack.of(function)
-    return str(stack.resolve(stack.get_logical_id(function.node.default_child)))  # type: ignore[arg-type]
-
-
 def schema_version() -> int:
     """The newest migration the asset ships: a rollback to older code asks for a lower one."""
     return max(migration.version for migration in available_migrations())
@@ -103,6 +101,7 @@ class Functions(Construct):
         queues: IngestQueues,
         stream: kinesis.Stream,
         database: LedgerDatabase,
+        quarantine: QuarantineStorage,
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
@@ -137,6 +136,7 @@ class Functions(Construct):
                 **local_overrides,
                 "STREAM_NAME": stream.stream_name,
                 "QUEUE_URL": queues.queue.queue_url,
+                "QUARANTINE_BUCKET": quarantine.bucket.bucket_name,
                 "TIME_BUDGET_MARGIN_MS": str(settings.time_budget_margin_ms),
                 "LEDGER_STATEMENT_TIMEOUT_MS": str(settings.ledger_statement_timeout_ms),
                 "LEDGER_RETENTION_DAYS": str(settings.ledger_retention_days),
@@ -148,6 +148,16 @@ class Functions(Construct):
             iam.PolicyStatement(actions=["kinesis:PutRecord", "kinesis:PutRecords"], resources=[stream.stream_arn])
         )
         database.grant_connect(self.processor, APP_USER)
+        quarantine.grant_write_rejected(self.processor)
+        acknowledge(
+            self.processor,
+            (
+                f"AwsSolutions-IAM5[Resource::<{logical_id(quarantine.bucket)}.Arn>/rejected/*]",
+                "Risk accepted: the processor may create objects anywhere under rejected/ in the quarantine "
+                "bucket; it names each object itself (one per batch), so no narrower resource exists. It may "
+                "not read, list or delete anything.",
+            ),
+        )
         queues.queue.grant_consume_messages(self.processor)
         # Hand a message back to its own queue: a fresh copy for a big submission making progress, a
         # backoff visibility for a failed one.
@@ -333,7 +343,7 @@ class Functions(Construct):
         acknowledge(
             provider,
             (
-                f"AwsSolutions-IAM5[Resource::<{_logical_id(function)}.Arn>:*]",
+                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
                 "Risk accepted: the CDK Provider framework may invoke any version of the migration function "
                 "(CDK writes the grant that way); it can invoke no other function.",
             ),

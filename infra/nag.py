@@ -20,6 +20,12 @@ def acknowledge(scope: IConstruct, *findings: tuple[str, str]) -> None:
         cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
 
 
+def logical_id(construct: IConstruct) -> str:
+    """The CloudFormation logical id of a construct's main resource: findings name resources by it."""
+    stack = cdk.Stack.of(construct)
+    return str(stack.resolve(stack.get_logical_id(construct.node.default_child)))  # type: ignore[arg-type]
+
+
 def add_checks(app: cdk.App) -> None:
     """Run the AwsSolutions pack on every synth of ``app``."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

@@ -33,6 +33,15 @@ class Names:
         """A queue, stream, database, proxy, topic or function name: ``telemetry-adapter-<stage>-<name>``."""
         return f"{self.prefix}-{name}"
 
+    def bucket(self, name: str, unique: str) -> str:
+        """An S3 bucket: ``telemetry-adapter-<stage>-<name>-<unique>``.
+
+        Bucket names are global across every AWS account, so the stage alone cannot make one unique;
+        ``unique`` is a value no other stack shares (the start of the stack's id). At most 63
+        characters with a twenty-character stage, a name of up to thirteen and eight for ``unique``.
+        """
+        return f"{self.prefix}-{name}-{unique}"
+
     def function_log_group(self, function: str) -> str:
         """Where Lambda would put the function's log group itself, and where people look for it."""
         return f"/aws/lambda/{self.resource(function)}"

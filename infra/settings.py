@@ -37,6 +37,11 @@ MAX_QUEUE_RETENTION_DAYS = DLQ_RETENTION_DAYS - DLQ_NOTICE_DAYS - 1
 DEFAULT_RUNBOOK_URL = "http://127.0.0.1:8000/runbook/"
 """Where ``mkdocs serve`` publishes the runbook page on the operator's own machine."""
 SQS_MAX_RECEIVE_COUNT = 1_000
+QUARANTINE_RETENTION_DAYS = 30
+"""How long a rejected body is kept by default: long enough to notice a rejection wave (RejectRateHigh
+pages within minutes), ship an adapter that understands the new input and replay, with a holiday in
+between; short enough that telemetry nobody replays does not linger (it holds command lines and user
+names, like the stream, whose records last a day)."""
 
 # Context keys (documented in docs/configuration.md), with their defaults. ``None`` means "derived from
 # other values" or "not set"; the derivation is in load_settings.
@@ -68,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "timeBudgetMarginMs": 15_000,
     "ledgerStatementTimeoutMs": DEFAULT_STATEMENT_TIMEOUT_MS,
     "ledgerRetentionDays": None,  # 14 + queueRetentionDays
+    "quarantineRetentionDays": QUARANTINE_RETENTION_DAYS,
     "dbInstanceClass": "t4g.micro",
     "dbMultiAz": False,
     "dbAllocatedStorageGb": 20,
@@ -131,6 +137,7 @@ class DeploySettings:
     time_budget_margin_ms: int
     ledger_statement_timeout_ms: int
     ledger_retention_days: int
+    quarantine_retention_days: int
     db_instance_class: str
     db_multi_az: bool
     db_allocated_storage_gb: int
@@ -307,6 +314,7 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         time_budget_margin_ms=margin,
         ledger_statement_timeout_ms=statement_timeout,
         ledger_retention_days=ledger_retention,
+        quarantine_retention_days=_int(raw, "quarantineRetentionDays", 1, 3_650),
         db_instance_class=instance_class,
         db_multi_az=_bool(raw, "dbMultiAz"),
         db_allocated_storage_gb=storage,

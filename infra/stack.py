@@ -12,6 +12,8 @@ from infra.functions import Functions
 from infra.ingest import IngestQueues
 from infra.monitoring import Monitoring
 from infra.naming import Names
+from infra.operators import OperatorAccess
+from infra.quarantine import QuarantineStorage
 from infra.settings import DeploySettings
 from infra.stream import EventStream
 
@@ -32,10 +34,12 @@ class TelemetryAdapterStack(Stack):
         self.names = names
         self.queues = IngestQueues(self, "Ingest", settings=settings, names=names)
         self.stream = EventStream(self, "Events", settings=settings, names=names).stream
+        self.quarantine = QuarantineStorage(self, "Quarantine", settings=settings, names=names)
         self.database = LedgerDatabase(self, "Ledger", settings=settings, names=names)
         self.database.scope_endpoints(
             stream_arn=self.stream.stream_arn,
             queue_arns=[self.queues.queue.queue_arn, self.queues.dead_letter_queue.queue_arn],
+            quarantine_objects_arn=self.quarantine.rejected_objects_arn,
         )
         self.functions = Functions(
             self,
@@ -45,6 +49,7 @@ class TelemetryAdapterStack(Stack):
             queues=self.queues,
             stream=self.stream,
             database=self.database,
+            quarantine=self.quarantine,
         )
         self.monitoring = Monitoring(
             self,
@@ -56,13 +61,19 @@ class TelemetryAdapterStack(Stack):
             database=self.database,
             functions=self.functions,
         )
+        self.operators = OperatorAccess(
+            self, "Operators", queues=self.queues, quarantine=self.quarantine, health=self.functions.health
+        )
         outputs = {
             "Stage": settings.stage,
             "QueueUrl": self.queues.queue.queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
             "StreamName": self.stream.stream_name,
             "HealthUrl": self.functions.health_url.url,
+            "HealthFunctionName": self.functions.health.function_name,
             "ProcessorFunctionName": self.functions.processor.function_name,
+            "QuarantineBucketName": self.quarantine.bucket.bucket_name,
+            "OperatorPolicyArn": self.operators.policy.managed_policy_arn,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
             "DashboardUrl": self.monitoring.dashboard_url,

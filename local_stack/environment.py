@@ -16,6 +16,7 @@ REGION = "us-east-1"
 STREAM_NAME = "events"
 QUEUE_NAME = "submissions"
 DLQ_NAME = "submissions-dlq"
+QUARANTINE_BUCKET_NAME = "quarantine"
 
 # moto accepts any credentials; these keep boto3 from looking for real ones (and never find them).
 FAKE_CREDENTIALS = {
@@ -25,7 +26,14 @@ FAKE_CREDENTIALS = {
 }
 
 
-def local_environment(*, endpoint_url: str, database_url: str, queue_url: str, dlq_url: str) -> dict[str, str]:
+def local_environment(
+    *,
+    endpoint_url: str,
+    database_url: str,
+    queue_url: str,
+    dlq_url: str,
+    quarantine_bucket: str = QUARANTINE_BUCKET_NAME,
+) -> dict[str, str]:
     """Variables for a run against the embedded services."""
     return {
         **FAKE_CREDENTIALS,
@@ -35,6 +43,7 @@ def local_environment(*, endpoint_url: str, database_url: str, queue_url: str, d
         "STREAM_NAME": STREAM_NAME,
         "QUEUE_URL": queue_url,
         "DLQ_URL": dlq_url,
+        "QUARANTINE_BUCKET": quarantine_bucket,
         "DATABASE_URL": database_url,
         "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter"),
         "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapterLocal"),

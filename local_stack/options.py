@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devkit.cli_flags import integer, number, port, rate
+from local_stack.stack_file import DEFAULT_PATH as DEFAULT_STACK_FILE
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
 
@@ -46,6 +47,8 @@ class Options:
     """An external ledger given explicitly (``--database-url``); None: the embedded server."""
     summary: Path = Path("build/run-summary.json")
     log_file: Path = Path("build/run.log")
+    stack_file: Path = DEFAULT_STACK_FILE
+    """Where the run's endpoints are written while it runs, for ``make ops ARGS='--local ...'``."""
     worker: bool = False
     seed: int | None = None
 
@@ -132,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--summary", type=Path, default=defaults.summary, help="JSON summary file")
     output.add_argument("--log-file", type=Path, default=defaults.log_file, help="processor logs and EMF metrics")
+    output.add_argument(
+        "--stack-file",
+        type=Path,
+        default=defaults.stack_file,
+        help="the run's endpoints, written while it runs (make ops ARGS='--local ...' reads it)",
+    )
     parser.add_argument(
         "--worker",
         action="store_true",

@@ -1,5 +1,6 @@
-"""The AWS resources of a local run: the ``submissions`` queue with its DLQ and redrive policy, and the
-``events`` stream. Created on the embedded endpoint the way the CDK stack declares them."""
+"""The AWS resources of a local run: the ``submissions`` queue with its DLQ and redrive policy, the
+``events`` stream and the ``quarantine`` bucket. Created on the embedded endpoint the way the CDK stack
+declares them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from local_stack.environment import DLQ_NAME, QUEUE_NAME, STREAM_NAME
+from local_stack.environment import DLQ_NAME, QUARANTINE_BUCKET_NAME, QUEUE_NAME, STREAM_NAME
 
 STREAM_SHARDS = 4
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -15,11 +16,13 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 @dataclass(frozen=True)
 class Resources:
-    """Where the pipeline's queues and stream are."""
+    """Where the pipeline's queues, stream and quarantine are."""
 
     queue_url: str
     dlq_url: str
     stream_name: str
+    quarantine_bucket: str = ""
+    """Empty when there is none (a worker whose environment names no ``QUARANTINE_BUCKET``)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,9 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
-def create_resources(sqs: Any, kinesis: Any, *, visibility_timeout: int, max_receive_count: int) -> Resources:
-    """Create the DLQ, the queue redriving into it after ``max_receive_count`` receives, and the stream."""
+def create_resources(sqs: Any, kinesis: Any, s3: Any, *, visibility_timeout: int, max_receive_count: int) -> Resources:
+    """Create the DLQ, the queue redriving into it after ``max_receive_count`` receives, the stream and the
+    quarantine bucket."""
     dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)})[
         "QueueUrl"
     ]
@@ -49,7 +53,10 @@ def create_resources(sqs: Any, kinesis: Any, *, visibility_timeout: int, max_rec
     )["QueueUrl"]
     kinesis.create_stream(StreamName=STREAM_NAME, ShardCount=STREAM_SHARDS)
     kinesis.get_waiter("stream_exists").wait(StreamName=STREAM_NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    return Resources(queue_url=queue_url, dlq_url=dlq_url, stream_name=STREAM_NAME)
+    s3.create_bucket(Bucket=QUARANTINE_BUCKET_NAME)
+    return Resources(
+        queue_url=queue_url, dlq_url=dlq_url, stream_name=STREAM_NAME, quarantine_bucket=QUARANTINE_BUCKET_NAME
+    )
 
 
 def queue_depth(sqs: Any, queue_url: str) -> QueueDepth:

@@ -3,7 +3,7 @@
 Local mode starts moto on a loopback port, an embedded, pip-installed PostgreSQL in a temporary folder
 (or uses the database ``--database-url`` names explicitly; an exported ``DATABASE_URL`` is never
 picked up, so a run cannot write test data into a real ledger by accident), applies the ledger
-migrations, creates the queue, DLQ and stream, and sets the processor's environment for the duration
+migrations, creates the queue, DLQ, stream and quarantine bucket, and sets the processor's environment for the duration
 of the block. Worker mode starts nothing: it checks the environment names a queue, a stream and a
 database, that the queue answers, and uses them.
 """
@@ -77,6 +77,7 @@ def local_services(options: Options) -> Iterator[Stack]:
             resources = create_resources(
                 aws_client("sqs"),
                 aws_client("kinesis"),
+                aws_client("s3"),
                 visibility_timeout=options.visibility_timeout,
                 max_receive_count=options.max_receive_count,
             )
@@ -85,6 +86,7 @@ def local_services(options: Options) -> Iterator[Stack]:
             database_url=database_url,
             queue_url=resources.queue_url,
             dlq_url=resources.dlq_url,
+            quarantine_bucket=resources.quarantine_bucket,
         )
         environment.update(budget_margin(int(options.function_timeout * 1000)))
         stack.enter_context(patched_environ(environment))
@@ -106,6 +108,7 @@ def worker_services(options: Options) -> Iterator[Stack]:
             queue_url=os.environ["QUEUE_URL"].strip(),
             dlq_url=os.environ.get("DLQ_URL", "").strip(),
             stream_name=os.environ["STREAM_NAME"].strip(),
+            quarantine_bucket=os.environ.get("QUARANTINE_BUCKET", "").strip(),
         )
         _check_queue(resources.queue_url)
         yield Stack(

@@ -10,6 +10,7 @@ then is a valid submission whose events are not all in the stream counted as los
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any, TextIO
 
 from local_stack.checker import StreamChecker
 from local_stack.consumer import StreamConsumer
-from local_stack.environment import without_password
+from local_stack.environment import REGION, without_password
 from local_stack.faults import DatabaseRestarter
 from local_stack.fleet import FleetEmulator, SentLog
 from local_stack.gauges import Gauges
@@ -28,6 +29,7 @@ from local_stack.options import Options
 from local_stack.poller import Poller
 from local_stack.resources import queue_depth
 from local_stack.services import Stack, aws_client
+from local_stack.stack_file import LocalStackFile, now_text, published
 from local_stack.summary import local_summary, worker_summary
 from local_stack.tally import Tally
 from local_stack.view import LiveView
@@ -124,6 +126,7 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
     with _pipeline(options, tally, fleet.seed) as pipeline, contextlib.ExitStack() as running:
         poller = _poller(options, resources.queue_url, pipeline, tally)
         running.enter_context(_started(health, consumer, poller, gauges, view))
+        running.enter_context(published(options.stack_file, stack_file(stack, health.url)))
         restarter = None
         if options.db_restart_every > 0 and stack.database_url:
             restarter = DatabaseRestarter(stack.database_url, options.db_restart_every, tally)
@@ -155,10 +158,28 @@ def announce(terminal: TextIO, stack: Stack, health_url: str, options: Options) 
         f"  AWS endpoint   {stack.endpoint_url}  (queue {resources.queue_url}, stream {resources.stream_name})\n"
         f"  ledger         {without_password(stack.database_url or '')}  ({database})\n"
         f"  health         {health_url}\n"
+        f"  stack file     {options.stack_file}  (make ops ARGS='--local ...' reads it)\n"
         f"  logs, metrics  {options.log_file}\n"
         "  Ctrl-C stops the fleet and drains; a second Ctrl-C skips the drain\n"
     )
     terminal.flush()
+
+
+def stack_file(stack: Stack, health_url: str) -> LocalStackFile:
+    """What the stack file says about this run (see :mod:`local_stack.stack_file`)."""
+    resources = stack.resources
+    return LocalStackFile(
+        aws_endpoint=stack.endpoint_url or "",
+        region=REGION,
+        queue_url=resources.queue_url,
+        dlq_url=resources.dlq_url,
+        quarantine_bucket=resources.quarantine_bucket,
+        stream_name=resources.stream_name,
+        database_url=stack.database_url or "",
+        health_url=health_url,
+        pid=os.getpid(),
+        started_at=now_text(),
+    )
 
 
 def run_worker(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdown) -> RunResult:

@@ -8,15 +8,20 @@
 with HTTP 200 for ``ok`` and ``degraded`` and 503 for ``failing``. Any other path is a 404 and any
 other method a 405 with an ``Allow`` header. The routes are two, so a small router here is clearer
 than an event-handler framework, and costs nothing at import.
+
+Invoked directly (not through the URL) with an event that names an ``operation``, the function answers
+the operators' tool instead (:mod:`health.operations`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from health import operations
 from health.wiring import HealthDependencies, build_checks, default_dependencies
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.health_checks import HealthReport, Status, run_checks
@@ -30,19 +35,29 @@ ALLOWED_METHODS = ("GET",)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Entry point of the health function."""
-    routed = route(event)
-    if routed is not None:
-        return routed
+    if operations.is_direct_invocation(event):
+        return operations.answer(event, health=_default_health_body)
+    return route(event) or _http_answer(_default_health_body())
+
+
+def _default_health_body() -> dict[str, Any]:
+    """The health answer with the function's own dependencies, or ``failing`` when it is misconfigured."""
     try:
         dependencies = default_dependencies()
     except ConfigurationError as error:
         logger.error("health function misconfigured", extra={"error": str(error)})
-        return _response(503, {"status": Status.FAILING.value, "checks": {}, "reason": "not_configured"})
-    return health_response(dependencies)
+        return {"status": Status.FAILING.value, "checks": {}, "reason": "not_configured"}
+    return health_body(dependencies)
 
 
-def handle(event: Mapping[str, Any], dependencies: HealthDependencies) -> dict[str, Any]:
-    """Answer one Function URL request with the given dependencies (the seam tests use)."""
+def handle(
+    event: Mapping[str, Any],
+    dependencies: HealthDependencies,
+    lookup: Callable[[], operations.SubmissionLookup] = operations.default_lookup,
+) -> dict[str, Any]:
+    """Answer one event with the given dependencies (the seam tests use), as ``lambda_handler`` does."""
+    if operations.is_direct_invocation(event):
+        return operations.answer(event, health=partial(health_body, dependencies), lookup=lookup)
     return route(event) or health_response(dependencies)
 
 
@@ -64,10 +79,18 @@ def route(event: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def health_response(dependencies: HealthDependencies) -> dict[str, Any]:
     """Run the checks and answer 200 (ok, degraded) or 503 (failing)."""
+    return _http_answer(health_body(dependencies))
+
+
+def _http_answer(body: dict[str, Any]) -> dict[str, Any]:
+    return _response(503 if body["status"] == Status.FAILING.value else 200, body)
+
+
+def health_body(dependencies: HealthDependencies) -> dict[str, Any]:
+    """Run the checks: ``{"status", "checks", "time"}``."""
     report = run_checks(build_checks(dependencies), dependencies.settings.check_timeout_seconds)
     _log(report)
-    body = {**report.as_json(), "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-    return _response(503 if report.status is Status.FAILING else 200, body)
+    return {**report.as_json(), "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
 
 
 def _log(report: HealthReport) -> None:

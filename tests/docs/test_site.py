@@ -18,6 +18,7 @@ PAGES = (
     "configuration.md",
     "deploy.md",
     "runbook.md",
+    "operations.md",
     "observability.md",
     "design.md",
     "reliability.md",

@@ -45,6 +45,7 @@ def test_nothing_valid_lost_or_reordered_under_kinesis_faults(tmp_path: Path, st
         database_url=stack_database,
         summary=tmp_path / "run-summary.json",
         log_file=tmp_path / "run.log",
+        stack_file=tmp_path / "local-stack.json",
         seed=42,
     )
     with output_to_log(options.log_file), local_services(options) as stack:
@@ -54,6 +55,7 @@ def test_nothing_valid_lost_or_reordered_under_kinesis_faults(tmp_path: Path, st
         queue_left = queue_depth(sqs, stack.resources.queue_url).total
         dlq_left = queue_depth(sqs, stack.resources.dlq_url).total
 
+    assert not options.stack_file.exists(), "the stack file goes with the run"
     summary = result.summary
     sent = result.sent
     assert sent is not None

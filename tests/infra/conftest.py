@@ -36,7 +36,7 @@ PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com
 # Every supported context variant: name -> context. The default (dev) stage first.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "prod": {"stage": "prod", **PAGED},
+    "prod": {"stage": "prod", "quarantineRetentionDays": 90, **PAGED},
     "public-health": {"stage": "pub", "healthUrlAuth": "NONE", **PAGED},
     "provisioned-stream": {
         "stage": "prov",

@@ -22,7 +22,11 @@ NAMED_PROPERTIES = {
     "AWS::Lambda::Function": "FunctionName",
     "AWS::SNS::Topic": "TopicName",
     "AWS::Events::Rule": "Name",
+    "AWS::S3::Bucket": "BucketName",
 }
+# CDK's own provider functions, named uniquely by CloudFormation: the migration's Provider framework, and
+# the dev stage's bucket emptier (which runs only when the stack is deleted).
+UNNAMED_CDK_FUNCTIONS = ("ProviderframeworkonEvent", "CustomS3AutoDeleteObjectsCustomResourceProvider")
 
 
 def stage_of(synthesized: Synthesized) -> str:
@@ -76,8 +80,8 @@ def test_every_physical_name_carries_the_stage(variant: Synthesized) -> None:
     for resource_type, key in NAMED_PROPERTIES.items():
         for logical_id, resource in variant.of_type(resource_type).items():
             name = resource["Properties"].get(key)
-            if name is None:  # only CDK's own provider function, named uniquely by CloudFormation
-                assert "ProviderframeworkonEvent" in logical_id, logical_id
+            if name is None:
+                assert any(unnamed in logical_id for unnamed in UNNAMED_CDK_FUNCTIONS), logical_id
                 continue
             text = name if isinstance(name, str) else "".join(p for p in name["Fn::Join"][1] if isinstance(p, str))
             assert stage.search(text), (logical_id, name)

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from local_stack.environment import DLQ_NAME, QUEUE_NAME, STREAM_NAME
+from local_stack.environment import DLQ_NAME, QUARANTINE_BUCKET_NAME, QUEUE_NAME, STREAM_NAME
 from local_stack.options import FIXED_AWS_PORT, FIXED_DB_PORT
 from tests.infra.conftest import EVENTS_DIR, Assembly, Synthesized
 
@@ -86,9 +86,12 @@ def test_env_files_override_only_declared_variables_and_match_make_run(local_tem
         assert variables["AWS_ENDPOINT_URL"] == f"http://{host}:{FIXED_AWS_PORT}"
         assert variables["STREAM_NAME"] == STREAM_NAME
         assert variables["QUEUE_URL"] == f"http://{host}:{FIXED_AWS_PORT}/{MOTO_ACCOUNT}/{QUEUE_NAME}"
+        if "QUARANTINE_BUCKET" in variables:  # a template value is a Ref, which SAM cannot resolve
+            assert variables["QUARANTINE_BUCKET"] == QUARANTINE_BUCKET_NAME
         if "DLQ_URL" in variables:
             assert variables["DLQ_URL"] == f"http://{host}:{FIXED_AWS_PORT}/{MOTO_ACCOUNT}/{DLQ_NAME}"
-    assert {"DATABASE_URL", "AWS_ENDPOINT_URL", "STREAM_NAME", "QUEUE_URL"} <= set(env_file(name)["ProcessorFunction"])
+    processor = set(env_file(name)["ProcessorFunction"])
+    assert {"DATABASE_URL", "AWS_ENDPOINT_URL", "STREAM_NAME", "QUEUE_URL", "QUARANTINE_BUCKET"} <= processor
 
 
 @pytest.fixture

@@ -24,10 +24,29 @@ def processor_role(synthesized: Synthesized) -> str:
     return role
 
 
+def quarantine_bucket(synthesized: Synthesized) -> str:
+    """The logical id of the quarantine bucket."""
+    (bucket_id,) = [
+        key
+        for key, value in synthesized.of_type("AWS::S3::Bucket").items()
+        if "-quarantine-" in json.dumps(value["Properties"]["BucketName"])
+    ]
+    return bucket_id
+
+
+def rejected_objects(synthesized: Synthesized) -> dict[str, Any]:
+    """The ARN of the quarantine's ``rejected/*`` objects, as the template writes it."""
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [quarantine_bucket(synthesized), "Arn"]}, "/rejected/*"]]}
+
+
 def test_processor_policies_have_no_wildcard_resource(synthesized: Synthesized) -> None:
+    """Nothing but the objects the processor names itself: the quarantine's ``rejected/*`` keys."""
     statements = role_policies(synthesized, processor_role(synthesized))
     assert statements
     for statement in statements:
+        if statement["Resource"] == rejected_objects(synthesized):
+            assert statement["Action"] == "s3:PutObject", statement
+            continue
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         assert "*" not in resources, statement
         assert all("*" not in json.dumps(resource) for resource in resources), statement
@@ -35,7 +54,7 @@ def test_processor_policies_have_no_wildcard_resource(synthesized: Synthesized) 
         assert all("*" not in action for action in actions), statement
 
 
-def test_processor_may_only_put_to_the_stream_connect_as_app_user_and_use_its_own_queue(
+def test_processor_may_only_put_to_the_stream_and_quarantine_connect_as_app_user_and_use_its_own_queue(
     synthesized: Synthesized,
 ) -> None:
     actions: dict[str, Any] = {}
@@ -51,6 +70,7 @@ def test_processor_may_only_put_to_the_stream_connect_as_app_user_and_use_its_ow
     )
     assert actions.pop("kinesis:PutRecords") == {"Fn::GetAtt": [stream_id, "Arn"]}
     assert actions.pop("kinesis:PutRecord") == {"Fn::GetAtt": [stream_id, "Arn"]}
+    assert actions.pop("s3:PutObject") == rejected_objects(synthesized)
     connect = json.dumps(actions.pop("rds-db:connect"))
     assert ":dbuser:" in connect
     assert connect.endswith('"/telemetry_app"]]}')
@@ -86,7 +106,7 @@ def test_cdk_nag_acknowledgments_say_what_risk_is_accepted(variant: Synthesized)
             continue  # CDK's own acknowledgments
         assert len(reason) >= 40, key
         assert "README" not in reason, key
-        assert reason.startswith(("Risk accepted", "This queue is itself")), (key, reason)
+        assert reason.startswith(("Risk accepted", "This queue is itself", "This bucket is itself")), (key, reason)
     rules = " ".join(acknowledged)
     for rule in ("AwsSolutions-SQS3", "AwsSolutions-IAM4", "AwsSolutions-IAM5[Resource::*]", "AwsSolutions-SMG4"):
         assert rule in rules

@@ -58,10 +58,10 @@ def test_vpc_is_isolated_with_endpoints_and_no_nat(synthesized: Synthesized) -> 
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
     # ServiceName is com.amazonaws.<region>.<service>, the region being a token in an agnostic stack.
     services = {
-        re.search(r"\.([a-z-]+)\"\]\]\}$", json.dumps(endpoint["Properties"]["ServiceName"])).group(1)  # type: ignore[union-attr]
+        re.search(r"\.([a-z0-9-]+)\"\]\]\}$", json.dumps(endpoint["Properties"]["ServiceName"])).group(1)  # type: ignore[union-attr]
         for endpoint in synthesized.of_type("AWS::EC2::VPCEndpoint").values()
     }
-    assert {"kinesis-streams", "sqs", "monitoring", "secretsmanager", "logs"} <= services
+    assert {"kinesis-streams", "sqs", "monitoring", "secretsmanager", "logs", "s3"} <= services
     for endpoint in synthesized.of_type("AWS::EC2::VPCEndpoint").values():
         assert endpoint["Properties"]["VpcEndpointType"] == "Interface"
         assert endpoint["Properties"]["PrivateDnsEnabled"] is True
