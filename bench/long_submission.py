@@ -156,15 +156,17 @@ def run_long_submission(
 ) -> LongSubmissionResult:
     """Send the submission, drive the handler until the queue is empty or a bound is reached, check the stream."""
     sqs = boto3.client("sqs", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
     stack.reset(1)
     visibility = max(DEPLOYED.visibility_timeout_seconds, 6 * function_timeout_s)
     resources = create_resources(
-        sqs, stack.kinesis, visibility_timeout=visibility, max_receive_count=DEPLOYED.max_receive_count
+        sqs, stack.kinesis, s3, visibility_timeout=visibility, max_receive_count=DEPLOYED.max_receive_count
     )
     document = long_document(events)
     env = {  # the processor's environment as the stack sets it
         "QUEUE_URL": resources.queue_url,
         "DLQ_URL": resources.dlq_url,
+        "QUARANTINE_BUCKET": resources.quarantine_bucket,
         "TIME_BUDGET_MARGIN_MS": str(DEPLOYED.time_budget_margin_ms),
         "LEDGER_STATEMENT_TIMEOUT_MS": str(DEPLOYED.ledger_statement_timeout_ms),
         "RETRY_BASE_DELAY_SECONDS": str(DEPLOYED.retry_base_delay_seconds),
@@ -183,6 +185,7 @@ def run_long_submission(
         for url in (resources.queue_url, resources.dlq_url):
             sqs.delete_queue(QueueUrl=url)
         stack.kinesis.delete_stream(StreamName=resources.stream_name)  # local_stack's own, unused here
+        s3.delete_bucket(Bucket=resources.quarantine_bucket)  # empty: every body here is valid
     real = time.monotonic() - started
     sequences = [
         record["sequence"]
