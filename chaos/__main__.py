@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,6 +36,7 @@ from chaos.config import ChaosConfig, FaultRates
 from chaos.control import RunControl
 from chaos.harness import run_chaos
 from chaos.heartbeat import Heartbeat
+from chaos.model_check import default_examples, model_check_for_chaos
 from devkit.cli_flags import integer, number
 from devkit.hostile import linear_cost_report
 
@@ -64,6 +66,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="atheris fuzzer time [default: duration/5, between 10 and 120]",
     )
     parser.add_argument("--heartbeat", type=number(0, 3600), default=10.0, help="seconds between lines; 0: none")
+    parser.add_argument(
+        "--model-examples",
+        type=integer(0, 1_000_000),
+        default=None,
+        help="model-checker examples, after the fault run [default: one per second of --duration, 10 to 2,000]",
+    )
     parser.add_argument("--output", type=Path, default=Path("build/chaos.json"), help="the figures (JSON)")
     parser.add_argument("--log", type=Path, default=Path("build/chaos.log"), help="processor logs and metrics")
     return parser.parse_args(argv)
@@ -172,6 +180,10 @@ def main(argv: list[str]) -> int:
 
                 logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
                 result = run_chaos(config, control=control)
+                examples = args.model_examples if args.model_examples is not None else default_examples(args.duration)
+                result["model_check"] = model_check_for_chaos(
+                    examples, should_stop=control.stop.is_set, progress=partial(print, file=terminal)
+                )
         except BaseException:
             fuzzer.finish(interrupted=True)  # the run failed to start or was stopped hard: no fuzzer left behind
             raise
@@ -179,6 +191,9 @@ def main(argv: list[str]) -> int:
         result["fuzz"] = fuzz
         if fuzz["crashed"]:
             result["broken"].append("fuzz")
+            result["ok"] = False
+        if not result["model_check"]["ok"]:
+            result["broken"].append("model_check")
             result["ok"] = False
         if control.interrupted:
             result["linear_cost"] = {"ok": None, "skipped": "the run was interrupted"}
@@ -218,6 +233,7 @@ def summary(result: dict[str, Any]) -> str:
         f"faults: {faults}\n"
         f"invariants: {invariants}\n"
         f"fuzz: {fuzz['runs']} runs in {fuzz['seconds']} s, crashed={fuzz['crashed']}\n"
+        f"model check: {result['model_check'].get('steps', 0)} deliveries, ok={result['model_check']['ok']}\n"
         f"decoder cost linear in body size (timed against json.loads): {'skipped' if linear is None else linear}\n"
         f"{verdict}"
     )

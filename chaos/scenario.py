@@ -43,8 +43,8 @@ BATCH_FAULTS = ("worker_kill", "connection_kill", "duplicate_delivery", "budget_
 class ObservedPipeline(BatchPipeline):
     """The real pipeline, keeping each batch's report so the run can count deadline stops."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher) -> None:
-        super().__init__(settings, ledger, publisher)
+    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher, **options: Any) -> None:
+        super().__init__(settings, ledger, publisher, **options)
         self.reports: list[BatchReport] = []
 
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:

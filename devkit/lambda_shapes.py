@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +39,49 @@ def sqs_event(bodies: Iterable[str]) -> dict[str, Any]:
     return {"Records": [sqs_record(body) for body in bodies]}
 
 
+class VirtualClock:
+    """A clock that moves only when told to: tests decide when a deadline passes, whatever the load.
+
+    ``now`` stands in for ``time.monotonic`` and ``sleep`` for ``time.sleep`` (it advances the clock
+    instead of waiting). Thread-safe, so fault injectors on publisher threads may advance it.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """Seconds on the virtual clock."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        with self._lock:
+            self._now += max(0.0, seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep`` on the virtual clock: returns at once, ``seconds`` later."""
+        self.advance(seconds)
+
+
 @dataclass
 class LambdaContext:
-    """A Lambda context with a real deadline, ``timeout_ms`` from its creation."""
+    """A Lambda context whose deadline is ``timeout_ms`` after its creation, on ``clock``.
+
+    The clock is real time unless a :class:`VirtualClock`'s ``now`` is given.
+    """
 
     timeout_ms: int = 60_000
     function_name: str = "telemetry-adapter-processor"
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
     @property
     def invoked_function_arn(self) -> str:
@@ -60,4 +95,5 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left until the deadline."""
-        return max(0, int(self.timeout_ms - (time.monotonic() - self.started) * 1000))
+        assert self.started is not None
+        return max(0, int(self.timeout_ms - (self.clock() - self.started) * 1000))

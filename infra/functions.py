@@ -381,7 +381,9 @@ class Functions(Construct):
                 **common_env,
                 **database_env,
                 "LEDGER_RETENTION_DAYS": str(self._settings.ledger_retention_days),
-                "LEDGER_STATEMENT_TIMEOUT_MS": str(self._settings.ledger_statement_timeout_ms),
+                # A chunk may take longer than a processor statement; never shorter, so it stays above the
+                # proxy's borrow timeout (which is below the processor's statement timeout).
+                "CLEANUP_STATEMENT_TIMEOUT_MS": str(max(10_000, self._settings.ledger_statement_timeout_ms)),
             },
         )
         self._database.grant_connect(function, APP_USER)

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from telemetry_adapter.config import PublishSettings
+
 REGION = "us-east-1"
 STREAM_NAME = "events"
 QUEUE_NAME = "submissions"
@@ -54,12 +56,16 @@ def local_environment(
 def budget_margin(function_timeout_ms: int) -> dict[str, str]:
     """``TIME_BUDGET_MARGIN_MS`` for a short local function timeout, unless the user set one.
 
-    The processor's default margin (10 s) suits a deployed function with a long timeout; with the
-    local default of 5 s it would leave no time to publish at all, so a quarter of the timeout is kept.
+    The processor's default margin (13 s, which its start-up check requires) suits a function timeout
+    of twice that or more, so it is kept there; with the local default of 5 s it would leave no time to
+    publish at all, so a quarter of the timeout is kept (the local poller runs such short invocations
+    on purpose, outside the start-up check).
     """
     if os.environ.get("TIME_BUDGET_MARGIN_MS", "").strip():
         return {}
-    return {"TIME_BUDGET_MARGIN_MS": str(min(10_000, function_timeout_ms // 4))}
+    long_enough = function_timeout_ms >= 2 * PublishSettings.safety_margin_ms
+    margin = PublishSettings.safety_margin_ms if long_enough else function_timeout_ms // 4
+    return {"TIME_BUDGET_MARGIN_MS": str(margin)}
 
 
 @contextlib.contextmanager

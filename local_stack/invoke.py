@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         event = load_event(args.event, args.function)
-        with stack_for(args.stack, args.aws_port, args.db_port) as where, patched_environ(budget_margin(timeout_ms)):
+        margin = budget_margin(timeout_ms)  # for this timeout, before a started stack sets make run's own
+        with stack_for(args.stack, args.aws_port, args.db_port) as where, patched_environ(margin):
             print(f"invoking the {args.function} function on {where}", file=sys.stderr, flush=True)
             context.started = time.monotonic()
             response, failed = invoke(args.function, event, context, sys.stderr)

@@ -56,9 +56,13 @@ def not_configured(variable: str) -> Verdict:
 
 
 def ledger_reachable(ledger: SharedLedger) -> Verdict:
-    """A trivial query through the connection the function keeps (RDS Proxy in AWS)."""
+    """The ledger answers through the connection the function keeps (RDS Proxy in AWS), and holds the
+    processor's tables: a server that answers without them (migrations not run, or the wrong
+    database named) fails every batch just the same."""
     with ledger.use() as connection:
-        connection.ping()
+        missing = connection.missing_tables()
+    if missing:
+        return Verdict(Status.FAILING, {"reason": "schema_missing", "missing": missing})
     return Verdict(Status.OK)
 
 

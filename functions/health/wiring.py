@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from health import probes
 from health.settings import HealthSettings
-from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.health_checks import Check, Verdict
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
@@ -98,7 +98,9 @@ def _shared_ledger(settings: HealthSettings, env: Mapping[str, str] | None) -> p
         logger.error("ledger not configured", extra={"error": str(error)})
         return None
     database = dataclasses.replace(database, timeout_seconds=settings.check_timeout_seconds)
-    ledger = Ledger(ConnectionProvider(database.connect))
+    # The connection outlives invocations: replace it after a long idle (a thaw) instead of timing out on it.
+    provider = ConnectionProvider(database.connect, max_idle_seconds=Settings.max_idle_seconds)
+    ledger = Ledger(provider, statement_timeout_seconds=settings.check_timeout_seconds)
     return probes.SharedLedger(ledger, settings.check_timeout_seconds)
 
 

@@ -10,6 +10,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from telemetry_adapter.time_budget import (
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+    MIN_STATEMENT_TIMEOUT_MS,
+    margin_problem,
+    minimum_margin_ms,
+)
+
 MIB = 1024 * 1024
 KIB = 1024
 
@@ -27,7 +34,8 @@ class Limits:
     max_events: int = 10_000
     """Most events in one submission (``MAX_EVENTS_PER_SUBMISSION``)."""
     max_cmdl_chars: int = 32 * KIB
-    """Longest ``cmdl`` in characters (``MAX_CMDL_CHARS``)."""
+    """Longest ``cmdl`` in characters (``MAX_CMDL_CHARS``). With ``max_string_chars`` it must keep the
+    largest possible record within Kinesis' 1 MiB (checked at start-up)."""
     max_string_chars: int = KIB
     """Longest other string field in characters (``MAX_STRING_CHARS``)."""
     max_depth: int = 32
@@ -38,8 +46,10 @@ class Limits:
 class PublishSettings:
     """How the Kinesis publisher retries and how much of the invocation it may use."""
 
-    safety_margin_ms: int = 10_000
-    """Stop starting Kinesis calls when less than this remains (``TIME_BUDGET_MARGIN_MS``)."""
+    safety_margin_ms: int = minimum_margin_ms(DEFAULT_STATEMENT_TIMEOUT_MS)
+    """Stop starting Kinesis calls when less than this remains (``TIME_BUDGET_MARGIN_MS``). At start-up
+    it must hold the longest Kinesis call, one ledger statement and the response
+    (:func:`~telemetry_adapter.time_budget.minimum_margin_ms`); the default is exactly that."""
     default_budget_ms: int = 60_000
     """Budget when no Lambda context gives one, e.g. a local poller (``DEFAULT_BUDGET_MS``)."""
     max_concurrency: int = 4
@@ -64,34 +74,77 @@ class Settings:
     publish: PublishSettings = field(default_factory=PublishSettings)
     retention_days: int = 14
     """Ledger rows older than this are deleted by the clean-up (``LEDGER_RETENTION_DAYS``). It must
-    cover the queue's message retention (4 days by default, 14 at most) so a late redelivery is still
-    recognised as a duplicate."""
+    cover a message's whole life: the queue's retention, then the dead-letter queue's (counted from
+    the original send) and a redrive's fresh queue retention, so a late copy is still recognised as a
+    duplicate. The CDK app checks this at synth time."""
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    """Longest wait for one ledger statement, connecting included (``LEDGER_STATEMENT_TIMEOUT_MS``);
+    shorter when the invocation has less time left."""
+    queue_url: str | None = None
+    """``QUEUE_URL``: the queue this function reads, where a message the time budget stopped after
+    progress is handed back as a fresh copy. Unset (a bare ``sam local invoke``): such a message is
+    reported as a batch item failure instead."""
+    max_idle_seconds: int = 300
+    """A ledger connection idle longer than this is replaced before use (``LEDGER_MAX_IDLE_SECONDS``):
+    Lambda's VPC network drops idle TCP flows after 350 seconds without telling either end, and RDS
+    Proxy closes idle clients after its own timeout, so a connection kept across a long freeze would
+    otherwise cost a whole statement timeout to find dead."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the processor settings; raise ConfigurationError naming the variable."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, check_time_budget: bool = True) -> Settings:
+        """Read and validate the processor settings; raise ConfigurationError naming the variable.
+
+        ``check_time_budget`` applies the safety-margin rule; only tools that run deliberately short
+        invocations (the local runner, the chaos run) turn it off.
+        """
         source = os.environ if env is None else env
         limits = Limits(
-            max_body_bytes=_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
-            max_events=_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
-            max_cmdl_chars=_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, MIB),
-            max_string_chars=_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, MIB),
-            max_depth=_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
+            max_body_bytes=env_int(source, "MAX_BODY_BYTES", Limits.max_body_bytes, 64, 16 * MIB),
+            max_events=env_int(source, "MAX_EVENTS_PER_SUBMISSION", Limits.max_events, 1, 1_000_000),
+            max_cmdl_chars=env_int(source, "MAX_CMDL_CHARS", Limits.max_cmdl_chars, 1, 250_000),
+            max_string_chars=env_int(source, "MAX_STRING_CHARS", Limits.max_string_chars, 1, 200_000),
+            max_depth=env_int(source, "MAX_NESTING_DEPTH", Limits.max_depth, 4, 512),
         )
         publish = PublishSettings(
-            safety_margin_ms=_int(source, "TIME_BUDGET_MARGIN_MS", PublishSettings.safety_margin_ms, 0, 600_000),
-            default_budget_ms=_int(source, "DEFAULT_BUDGET_MS", PublishSettings.default_budget_ms, 1, 900_000),
-            max_concurrency=_int(source, "PUBLISH_CONCURRENCY", PublishSettings.max_concurrency, 1, 64),
-            max_attempts=_int(source, "PUBLISH_MAX_ATTEMPTS", PublishSettings.max_attempts, 1, 1_000),
-            backoff_base_ms=_int(source, "BACKOFF_BASE_MS", PublishSettings.backoff_base_ms, 0, 60_000),
-            backoff_cap_ms=_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
-            lease_grace_seconds=_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
+            safety_margin_ms=env_int(source, "TIME_BUDGET_MARGIN_MS", PublishSettings.safety_margin_ms, 0, 600_000),
+            default_budget_ms=env_int(source, "DEFAULT_BUDGET_MS", PublishSettings.default_budget_ms, 1, 900_000),
+            max_concurrency=env_int(source, "PUBLISH_CONCURRENCY", PublishSettings.max_concurrency, 1, 64),
+            max_attempts=env_int(source, "PUBLISH_MAX_ATTEMPTS", PublishSettings.max_attempts, 1, 1_000),
+            backoff_base_ms=env_int(source, "BACKOFF_BASE_MS", PublishSettings.backoff_base_ms, 0, 60_000),
+            backoff_cap_ms=env_int(source, "BACKOFF_CAP_MS", PublishSettings.backoff_cap_ms, 0, 300_000),
+            lease_grace_seconds=env_int(source, "LEASE_GRACE_SECONDS", PublishSettings.lease_grace_seconds, 1, 3_600),
         )
-        return cls(
+        settings = cls(
             stream_name=_required(source, "STREAM_NAME"),
             limits=limits,
             publish=publish,
-            retention_days=_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
+            retention_days=env_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
+            statement_timeout_ms=env_int(
+                source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS, 60_000
+            ),
+            max_idle_seconds=env_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
+            queue_url=source.get("QUEUE_URL", "").strip() or None,
+        )
+        _check_record_size(limits)
+        if check_time_budget:
+            problem = margin_problem(publish.safety_margin_ms, settings.statement_timeout_ms)
+            if problem is not None:
+                raise ConfigurationError(
+                    f"TIME_BUDGET_MARGIN_MS is too small for LEDGER_STATEMENT_TIMEOUT_MS="
+                    f"{settings.statement_timeout_ms}: {problem}"
+                )
+        return settings
+
+
+def _check_record_size(limits: Limits) -> None:
+    """Refuse limits that admit a submission whose records Kinesis would refuse (over 1 MiB)."""
+    from telemetry_adapter.records import MAX_RECORD_BYTES, worst_case_record_bytes
+
+    size = worst_case_record_bytes(limits)
+    if size > MAX_RECORD_BYTES:
+        raise ConfigurationError(
+            f"MAX_CMDL_CHARS and MAX_STRING_CHARS (4 bytes per character at most), bounded by MAX_BODY_BYTES, "
+            f"allow a Kinesis record of {size} bytes, over the {MAX_RECORD_BYTES}-byte limit: lower one of them"
         )
 
 
@@ -102,7 +155,8 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """The integer ``env[name]`` within ``[low, high]``, ``default`` when unset or blank."""
     raw = env.get(name, "").strip()
     if not raw:
         return default

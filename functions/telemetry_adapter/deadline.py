@@ -1,8 +1,15 @@
-"""The invocation's time budget, taken from the Lambda context (guarantee 6: bounded invocation)."""
+"""The invocation's time budget, taken from the Lambda context (guarantee 6: bounded invocation).
+
+Inside Lambda the budget is whatever ``context.get_remaining_time_in_millis()`` says each time it is
+asked, so the deadline is the platform's own, not a copy taken at the start. Without a context (a
+local poller, a benchmark) it counts down from a given budget on a clock, ``time.monotonic`` unless
+another is injected: tests drive a virtual clock and decide exactly when the budget runs out.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -19,21 +26,23 @@ class Deadline:
     always has time to record progress and return its partial batch response.
     """
 
-    def __init__(self, remaining_ms: float, margin_ms: float) -> None:
-        self._now = time.monotonic
-        self.ends_at = self._now() + remaining_ms / 1000
+    def __init__(self, remaining_ms: float, margin_ms: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        ends_at = clock() + remaining_ms / 1000
+        self._seconds_left: Callable[[], float] = lambda: ends_at - clock()
         self.margin = margin_ms / 1000
 
     @classmethod
     def from_context(cls, context: object, *, default_ms: int, margin_ms: int) -> Deadline:
-        """Budget from a Lambda context; ``default_ms`` when there is none (local runs, tests)."""
+        """The context's own countdown; ``default_ms`` from now when there is none (local runs, tests)."""
+        deadline = cls(float(default_ms), float(margin_ms))
         getter = getattr(context, "get_remaining_time_in_millis", None)
-        remaining = getter() if callable(getter) else default_ms
-        return cls(float(remaining), float(margin_ms))
+        if callable(getter):
+            deadline._seconds_left = lambda: getter() / 1000
+        return deadline
 
     def remaining(self) -> float:
         """Seconds until the invocation ends."""
-        return self.ends_at - self._now()
+        return self._seconds_left()
 
     def may_start_work(self) -> bool:
         """Whether there is more than the safety margin left."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from telemetry_adapter.errors import error_code
+
 
 class Status(StrEnum):
     """A check's or the service's health, in increasing order of severity."""
@@ -115,7 +117,7 @@ def _timed(check: Check) -> tuple[Verdict, float]:
     except TimeoutError:  # the probe's own timeout (a socket's, a lock's): the same verdict as the runner's
         verdict = Verdict(Status.FAILING, {"reason": "timeout"})
     except Exception as error:  # any failure of a dependency is a verdict, not a crash of the endpoint
-        verdict = Verdict(Status.FAILING, {"reason": "error", "error": _error_name(error)})
+        verdict = Verdict(Status.FAILING, {"reason": "error", "error": error_code(error)})
     return verdict, (time.perf_counter() - started) * 1000
 
 
@@ -125,13 +127,3 @@ def _result(check: Check, future: Future[tuple[Verdict, float]], timeout_seconds
     else:
         verdict, latency_ms = future.result()
     return CheckResult(check.name, verdict.status, latency_ms, verdict.details, check.critical)
-
-
-def _error_name(error: BaseException) -> str:
-    """An error's AWS error code or class name: never its message, which may name hosts or users."""
-    response = getattr(error, "response", None)
-    if isinstance(response, Mapping):
-        code = response.get("Error", {}).get("Code")
-        if isinstance(code, str) and code:
-            return code
-    return type(error).__name__

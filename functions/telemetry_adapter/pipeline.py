@@ -4,10 +4,13 @@ All I/O happens per batch, not per message: one claim statement, the Kinesis cal
 guarantee needs, one outcome statement. The result says, for every message, whether SQS may delete
 it; everything not acknowledged is reported as a batch item failure and redelivered.
 
-Acknowledged means one of: every event is in Kinesis; the submission was rejected (invalid, or a
-conflicting duplicate); or it is a duplicate of a submission that is fully published. Anything else
-(ledger unreachable, another worker holding the lease, events left unpublished) is a failure, so SQS
-redelivers it and, after ``maxReceiveCount`` receives, moves it to the dead-letter queue.
+Acknowledged means one of: every event is in Kinesis and this invocation recorded it; the submission
+was rejected (invalid, or another content is the one the ledger holds); it is a duplicate of a
+submission that is fully published; or the time budget stopped it after recorded progress and a copy
+of it is back on the queue (:mod:`telemetry_adapter.handback`). Anything else (ledger unreachable,
+another worker holding or having taken the lease, events left unpublished) is a failure, logged once
+with the reason (:mod:`telemetry_adapter.message_log`), so SQS redelivers it and, after
+``maxReceiveCount`` receives, moves it to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -15,24 +18,35 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.repository import Claim, ClaimRequest, ClaimStatus, Ledger
+from telemetry_adapter.errors import error_code
+from telemetry_adapter.handback import Copy, QueueHandBack
+from telemetry_adapter.ledger.repository import (
+    Budget,
+    BudgetExhausted,
+    Claim,
+    ClaimKey,
+    ClaimRequest,
+    ClaimStatus,
+    Ledger,
+)
+from telemetry_adapter.message_log import Failure, MessageIdentity, log_failure, log_rejection
 from telemetry_adapter.observability import logger
 from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
-from telemetry_adapter.submission import Submission, parse_submission
+from telemetry_adapter.submission import Submission, decode_body, parsed_id, validate_document
+from telemetry_adapter.time_budget import HANDBACK_CALL_TIMEOUT_MS, RECONNECT_FLOOR_MS, response_slack_seconds
 
-# Retrying the outcome statement: first pause, longest pause, and the time always kept in hand after a
-# retry's pause (a statement on a fresh connection must still fit before the invocation ends).
+# Retrying the outcome statement: first pause and longest pause. A retry happens only while a pause, a
+# reconnect and the statement still fit the invocation's budget.
 _OUTCOME_RETRY_FIRST_DELAY = 0.1
 _OUTCOME_RETRY_MAX_DELAY = 1.0
-_OUTCOME_RETRY_RESERVE = 3.0
 
 
 @dataclass
@@ -48,7 +62,22 @@ class BatchReport:
     events_published: int = 0
     submissions_completed: int = 0
     ledger_failed: bool = False
+    ledger_error: str | None = None
+    """The exception class of the ledger's last failure, for the failed messages' log lines."""
+    handed_back: int = 0
+    """Messages stopped by the budget after progress, acknowledged once a copy was back on the queue."""
+    leases_lost: int = 0
+    """Claimed submissions whose lease another worker took over before the outcome (not acknowledged)."""
+    claim_skipped: bool = False
+    """The invocation had no time left to claim the batch (a deadline stop, not a ledger failure)."""
+    decoder_errors: int = 0
+    """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
+
+    @property
+    def stopped_by_deadline(self) -> bool:
+        """Whether the time budget stopped the batch before it was done (claim or publishing)."""
+        return self.claim_skipped or self.publish.stopped_by_deadline
 
     @property
     def acknowledged(self) -> int:
@@ -58,80 +87,169 @@ class BatchReport:
 
 @dataclass(frozen=True, slots=True)
 class _Message:
-    message_id: str
+    identity: MessageIdentity
+    body: str
     submission: Submission
+
+    @property
+    def key(self) -> ClaimKey:
+        return (self.submission.submission_id, self.submission.digest)
+
+    @property
+    def message_id(self) -> str:
+        return self.identity.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Fate:
+    """What became of a primary message, which its exact copies in the batch share."""
+
+    acknowledged: bool
+    conflict: bool = False
+    failure: Failure | None = None
+    error: str | None = None
+    progress: tuple[int, int] | None = None
+    """Published prefix and event count, for a submission this invocation was publishing."""
+
+
+_ACKNOWLEDGED = _Fate(acknowledged=True)
+_CONFLICT = _Fate(acknowledged=True, conflict=True)
 
 
 class BatchPipeline:
     """Processes SQS batches against one ledger and one publisher."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        publisher: OrderedPublisher,
+        *,
+        handback: QueueHandBack | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.publisher = publisher
+        self.handback = handback
+        """Sends a copy of a message the budget stopped after progress back to the queue; without it
+        (no ``QUEUE_URL``, as in a bare ``sam local invoke``) such a message is reported as a failure."""
+        self._sleep = sleep
         self.worker_id = f"worker-{uuid.uuid4()}"
         """Identifies this process in the heartbeat table."""
+
+    def _statement_budget(self, deadline: Deadline) -> Budget:
+        """What a ledger statement may take: the time left, less the slack kept for the response."""
+        slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
+        return lambda: deadline.remaining() - slack
 
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
         """Process one batch of SQS records within the deadline; never raises for a bad message."""
         report = BatchReport(received=len(records))
-        primaries: dict[str, _Message] = {}
+        # The first copy of each (id, content) pair is its primary; exact copies follow its fate. Copies
+        # of one id with different contents are separate primaries, decided by the ledger alone.
+        primaries: dict[ClaimKey, _Message] = {}
         followers: list[_Message] = []
         for record in records:
             message = self._decode(record, report)
             if message is None:
                 continue
-            if message.submission.submission_id in primaries:
+            if message.key in primaries:
                 followers.append(message)
             else:
-                primaries[message.submission.submission_id] = message
+                primaries[message.key] = message
         if not primaries:
+            self._heartbeat(report, deadline)
             return report
 
         owner = f"invocation-{uuid.uuid4()}"
         try:
             if not deadline.may_start_work():
-                raise TimeoutError("no time left to claim the batch")
+                raise BudgetExhausted("less than the safety margin left: the batch is not claimed")
             claims = self.ledger.claim(
                 [_claim_request(message.submission) for message in primaries.values()],
                 owner=owner,
                 lease_seconds=deadline.remaining() + self.settings.publish.lease_grace_seconds,
+                budget=self._statement_budget(deadline),
             )
-        except Exception:
+        except BudgetExhausted:
+            # Not a ledger failure: the invocation ran out of time before the claim could be sent.
+            report.claim_skipped = True
+            for message in [*primaries.values(), *followers]:
+                _fail(report, message, _Fate(False, failure=Failure.DEADLINE, error="BudgetExhausted"))
+            return report
+        except Exception as error:
             logger.exception("ledger claim failed; the batch's valid messages will be redelivered")
             report.ledger_failed = True
-            report.failed_message_ids.extend(message.message_id for message in [*primaries.values(), *followers])
+            report.ledger_error = error_code(error)
+            for message in [*primaries.values(), *followers]:
+                _fail(report, message, _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error))
             return report
 
         jobs = self._publish(primaries, claims, deadline, report)
-        self._record_outcome(jobs, claims, owner, report, deadline)
-        acked = self._settle_primaries(primaries, claims, jobs, report)
-        self._settle_followers(followers, primaries, claims, acked, report)
+        recorded = self._record_outcome(jobs, claims, owner, report, deadline)
+        fates, continuing = self._settle_primaries(primaries, claims, jobs, recorded, report)
+        self._hand_back(continuing, claims=claims, jobs=jobs, fates=fates, report=report, deadline=deadline)
+        self._settle_followers(followers, fates, report)
         return report
 
-    def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
-        message_id = str(record.get("messageId", ""))
+    def _heartbeat(self, report: BatchReport, deadline: Deadline) -> None:
+        """Show the health check this processor is alive when the batch had nothing to claim. Best
+        effort: the batch's messages are settled whatever happens here."""
         try:
-            return _Message(message_id, parse_submission(record.get("body"), self.settings.limits))
-        except Rejected as rejection:
-            _reject(report, message_id, rejection.reason, rejection.detail)
+            self.ledger.record_heartbeat(
+                worker=self.worker_id, batch_size=report.received, budget=self._statement_budget(deadline)
+            )
+        except Exception as error:
+            logger.warning("heartbeat not written", extra={"error": error_code(error)})
+
+    def _decode(self, record: Mapping[str, Any], report: BatchReport) -> _Message | None:
+        identity = MessageIdentity.of(record)
+        try:
+            body = record.get("body")
+            try:
+                document = decode_body(body, self.settings.limits)
+            except Rejected as rejection:
+                _reject(report, identity, rejection.reason, rejection.detail)
+                return None
+            try:
+                submission = validate_document(document, self.settings.limits)
+            except Rejected as rejection:
+                parsed = replace(
+                    identity,
+                    submission_id=parsed_id(document, "submission_id"),
+                    device_id=parsed_id(document, "device_id"),
+                )
+                _reject(report, parsed, rejection.reason, rejection.detail)
+                return None
+            return _Message(
+                replace(identity, submission_id=submission.submission_id, device_id=submission.device_id),
+                str(body),
+                submission,
+            )
+        except Exception as error:
+            # Decoding is meant to be total (every bad body is a Rejected); anything else is a bug
+            # met by this one message. It fails alone, so SQS keeps it and, after its retries, the
+            # dead-letter queue holds the body for a fix; its neighbours go on.
+            report.decoder_errors += 1
+            report.failed_message_ids.append(identity.message_id)
+            log_failure(identity, Failure.DECODER_ERROR, error=error_code(error))
             return None
 
     def _publish(
         self,
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
+        primaries: Mapping[ClaimKey, _Message],
+        claims: Mapping[ClaimKey, Claim],
         deadline: Deadline,
         report: BatchReport,
-    ) -> dict[str, PublishJob]:
+    ) -> dict[ClaimKey, PublishJob]:
         timestamp = processing_timestamp()
         # In batch order (not the claim answer's row order), so a batch is always published the same way.
+        # At most one content of an id is claimed, so at most one job publishes each submission.
         jobs = {
-            submission_id: PublishJob(
-                submission_id, build_records(message.submission, claims[submission_id].published, timestamp)
-            )
-            for submission_id, message in primaries.items()
-            if claims[submission_id].status is ClaimStatus.CLAIMED
+            key: PublishJob(key[0], build_records(message.submission, claims[key].published, timestamp))
+            for key, message in primaries.items()
+            if claims[key].status is ClaimStatus.CLAIMED
         }
         report.publish = self.publisher.publish(list(jobs.values()), deadline)
         report.events_published = report.publish.records_sent
@@ -139,100 +257,168 @@ class BatchPipeline:
 
     def _record_outcome(
         self,
-        jobs: Mapping[str, PublishJob],
-        claims: Mapping[str, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
+        claims: Mapping[ClaimKey, Claim],
         owner: str,
         report: BatchReport,
         deadline: Deadline,
-    ) -> None:
-        """Record the batch's progress, retrying with backoff while the invocation has time for it.
+    ) -> set[str]:
+        """Record the batch's progress, retrying with backoff while the invocation has time for it;
+        return the submission ids whose rows this owner wrote (none when the ledger failed).
 
         A failover or restart of the database usually lasts seconds; retrying inside the safety margin
         saves the whole batch from redelivery (and its finished submissions from being re-sent).
         """
-        progress = {submission_id: claims[submission_id].published + job.sent for submission_id, job in jobs.items()}
+        progress = {key[0]: claims[key].published + job.sent for key, job in jobs.items()}
+        budget = self._statement_budget(deadline)
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
-                self.ledger.record_outcome(progress, owner=owner, worker=self.worker_id, batch_size=report.received)
-                return
-            except Exception:
-                if deadline.remaining() < delay + _OUTCOME_RETRY_RESERVE:
+                return self.ledger.record_outcome(
+                    progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
+                )
+            except BudgetExhausted as error:
+                report.ledger_error = report.ledger_error or error_code(error)
+                break
+            except Exception as error:
+                report.ledger_error = error_code(error)
+                # Retry only if, after the pause, a reconnect and the statement still fit the budget.
+                if budget() < delay + RECONNECT_FLOOR_MS / 1000:
                     break
                 logger.warning("ledger outcome failed; retrying", extra={"retry_in_s": delay}, exc_info=True)
-                time.sleep(delay)
+                self._sleep(delay)
                 delay = min(delay * 2, _OUTCOME_RETRY_MAX_DELAY)
         # No submission claimed here is acknowledged, finished ones included: acknowledged, their rows
         # would stay unfinished for good (no redelivery would ever complete them, and a later duplicate
         # would be published again). Redelivered, they resume from the last recorded prefix once the
         # lease expires, and the re-sent records carry the same ids.
-        logger.exception("ledger outcome failed; the batch resumes from the last recorded prefix")
+        logger.error(
+            "ledger outcome failed; the batch resumes from the last recorded prefix",
+            extra={"last_error": report.ledger_error},
+        )
         report.ledger_failed = True
+        return set()
 
     def _settle_primaries(
         self,
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
-        jobs: Mapping[str, PublishJob],
+        primaries: Mapping[ClaimKey, _Message],
+        claims: Mapping[ClaimKey, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
+        recorded: set[str],
         report: BatchReport,
-    ) -> set[str]:
-        """Decide each primary message; return the submission ids acknowledged."""
-        acked: set[str] = set()
-        for submission_id, message in primaries.items():
-            status = claims[submission_id].status
+    ) -> tuple[dict[ClaimKey, _Fate], list[_Message]]:
+        """Decide each primary message; return the fate its exact copies in the batch follow, and
+        the messages to hand back (decided by :meth:`_hand_back`).
+
+        A claimed submission is acknowledged only if its outcome row was written by this invocation:
+        when another worker took the lease over meanwhile (this one paused past its lease), the
+        submission is that worker's to finish, so here it is reported as a failure.
+        """
+        fates: dict[ClaimKey, _Fate] = {}
+        continuing: list[_Message] = []
+        ids_in_batch = Counter(key[0] for key in primaries)
+        for key, message in primaries.items():
+            status = claims[key].status
             if status is ClaimStatus.CLAIMED:
-                if jobs[submission_id].done and not report.ledger_failed:
+                job = jobs[key]
+                if job.done and key[0] in recorded:
                     report.submissions_completed += 1
-                    acked.add(submission_id)
+                    fates[key] = _ACKNOWLEDGED
+                elif key[0] in recorded and job.sent > 0 and not job.given_up:
+                    continuing.append(message)  # stopped by the budget with its progress recorded
                 else:
-                    report.failed_message_ids.append(message.message_id)
+                    fate = self._unfinished(job, key[0] in recorded, report)
+                    progress = (claims[key].published + job.sent, len(message.submission.events))
+                    fates[key] = _fail(report, message, replace(fate, progress=progress))
             elif status is ClaimStatus.COMPLETED:
                 report.duplicates_suppressed += 1
-                acked.add(submission_id)
+                fates[key] = _ACKNOWLEDGED
             elif status is ClaimStatus.CONFLICT:
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
-                acked.add(submission_id)
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+                fates[key] = _CONFLICT
+            elif ids_in_batch[key[0]] > 1:  # the ledger held neither content: the batch's first was claimed
+                fates[key] = _fail(report, message, _Fate(False, failure=Failure.AWAITS_LEDGER))
             else:
                 report.busy += 1
-                report.failed_message_ids.append(message.message_id)
-        return acked
+                fates[key] = _fail(report, message, _Fate(False, failure=Failure.BUSY))
+        return fates, continuing
 
-    def _settle_followers(
+    @staticmethod
+    def _unfinished(job: PublishJob, recorded: bool, report: BatchReport) -> _Fate:
+        """Why a claimed submission is not acknowledged."""
+        if report.ledger_failed:
+            return _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error)
+        if not recorded:
+            report.leases_lost += 1
+            return _Fate(False, failure=Failure.LEASE_LOST, error=job.last_error)
+        if job.given_up:
+            return _Fate(False, failure=Failure.GAVE_UP, error=job.last_error)
+        return _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
+
+    def _hand_back(
         self,
-        followers: Sequence[_Message],
-        primaries: Mapping[str, _Message],
-        claims: Mapping[str, Claim],
-        acked: set[str],
+        continuing: Sequence[_Message],
+        *,
+        claims: Mapping[ClaimKey, Claim],
+        jobs: Mapping[ClaimKey, PublishJob],
+        fates: dict[ClaimKey, _Fate],
         report: BatchReport,
+        deadline: Deadline,
     ) -> None:
-        """Copies of a submission inside the batch follow their first copy's fate."""
+        """Send a copy of each message that made progress back to the queue and acknowledge it, so a
+        long submission never spends receives towards the dead-letter queue while it moves forward.
+        Without a hand-back, with too little time left for the call, or when SQS does not take a
+        copy, the message is reported as a failure instead (and is redelivered as usual)."""
+        if not continuing:
+            return
+        slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
+        taken: set[str] = set()
+        errors: dict[str, str] = {}
+        if self.handback is not None and deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000:
+            taken, errors = self.handback.send([Copy(message.message_id, message.body) for message in continuing])
+        for message in continuing:
+            if message.message_id in taken:
+                report.handed_back += 1
+                fates[message.key] = _ACKNOWLEDGED
+                published = claims[message.key].published + jobs[message.key].sent
+                logger.info(
+                    "message handed back to the queue",
+                    extra={**message.identity.fields(), "published": published},
+                )
+            else:
+                job = jobs[message.key]
+                progress = (claims[message.key].published + job.sent, len(message.submission.events))
+                if message.message_id in errors:
+                    fate = _Fate(False, failure=Failure.HAND_BACK_FAILED, error=errors[message.message_id])
+                else:
+                    fate = _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
+                fates[message.key] = _fail(report, message, replace(fate, progress=progress))
+
+    @staticmethod
+    def _settle_followers(followers: Sequence[_Message], fates: Mapping[ClaimKey, _Fate], report: BatchReport) -> None:
+        """Exact copies of a submission inside the batch follow their first copy's fate."""
         for message in followers:
-            submission_id = message.submission.submission_id
-            if (
-                message.submission.digest != primaries[submission_id].submission.digest
-                or claims[submission_id].status is ClaimStatus.CONFLICT
-            ):
-                _reject(report, message.message_id, Reason.CONFLICTING_DUPLICATE, "content", submission_id)
-            elif submission_id in acked:
+            fate = fates[message.key]
+            if fate.conflict:
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+            elif fate.acknowledged:
                 report.duplicates_suppressed += 1
             else:
-                report.failed_message_ids.append(message.message_id)
+                _fail(report, message, fate)
 
 
 def _claim_request(submission: Submission) -> ClaimRequest:
     return ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
 
 
-def _reject(
-    report: BatchReport, message_id: str, reason: Reason, detail: str, submission_id: str | None = None
-) -> None:
+def _reject(report: BatchReport, identity: MessageIdentity, reason: Reason, detail: str) -> None:
     report.rejected[reason.value] += 1
-    logger.warning(
-        "submission rejected",
-        extra={
-            "message_id": message_id,
-            "reason": reason.value,
-            "field": detail,
-            "submission_id": submission_id,
-        },
-    )
+    log_rejection(identity, reason, detail)
+
+
+def _fail(report: BatchReport, message: _Message, fate: _Fate) -> _Fate:
+    """Report ``message`` as a batch item failure and log why, once; return its fate for its copies."""
+    report.failed_message_ids.append(message.message_id)
+    assert fate.failure is not None
+    log_failure(message.identity, fate.failure, error=fate.error, progress=fate.progress)
+    return fate

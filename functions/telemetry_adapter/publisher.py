@@ -9,7 +9,9 @@ many submissions as fit, longest submissions first, so a batch costs close to
 Failed records, and every record of a call that failed as a whole (throttled, timed out, or applied
 with its answer lost), are retried alone with exponential backoff and full jitter, while the time
 budget lasts and up to a number of attempts; what is left is reported unfinished, and the ledger
-keeps the published prefix so a redelivery resumes there.
+keeps the published prefix so a redelivery resumes there. A request Kinesis refuses as a whole for
+what one record holds (``ValidationException``) is split into calls of one record, without charging
+an attempt, so the record at fault fails alone and its neighbours go on.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ from typing import Any, Protocol
 
 from telemetry_adapter.config import PublishSettings
 from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.errors import error_code
 from telemetry_adapter.records import EventRecord
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
 THROTTLED = "ProvisionedThroughputExceededException"
+MALFORMED = "MalformedResponse"
+"""The error code given to the records of a call whose answer could not be read."""
+REQUEST_REJECTED = frozenset({"ValidationException", "InvalidArgumentException"})
+"""Errors for which Kinesis refuses a whole request because of what it holds: sending the same
+records again cannot succeed, so the culprit is isolated instead of retried."""
 
 
 class KinesisClient(Protocol):
@@ -50,6 +58,13 @@ class PublishJob:
     """How many of ``records`` Kinesis has acknowledged."""
     attempts: int = 0
     """Consecutive failed attempts of the current record."""
+    last_error: str | None = None
+    """The last Kinesis error code (or exception class) any of this job's records met, for the log
+    line of a message that ends unacknowledged."""
+    alone: bool = False
+    """Send the current record in a call of its own: a request holding it was refused as a whole."""
+    given_up: bool = False
+    """Its current record failed ``max_attempts`` times in a row; nothing more is sent this invocation."""
 
     @property
     def done(self) -> bool:
@@ -165,26 +180,43 @@ class OrderedPublisher:
         stats.calls += 1
         try:
             seconds, response = future.result()
-            results: list[dict[str, Any]] = response["Records"]
-        except Exception:  # the whole call failed: throttled, timed out, or its answer was lost
+        except Exception as failure:  # the whole call failed: throttled, timed out, or its answer was lost
             stats.calls_failed += 1
-            results = [{"ErrorCode": "CallFailed"}] * len(call)
+            errors: list[str | None] = [error_code(failure)] * len(call)
         else:
             stats.call_seconds.append(seconds)
+            answered = record_errors(response, len(call))
+            if answered is None:  # an answer that cannot be read says nothing: the whole call failed
+                stats.calls_failed += 1
+                errors = [MALFORMED] * len(call)
+            else:
+                errors = answered
+        if len(call) > 1 and errors[0] in REQUEST_REJECTED:
+            # Kinesis refused the request as a whole for something one record holds (too large, say):
+            # the same request would fail forever. Each record goes again in a call of its own, and no
+            # attempt is charged, so only the record at fault ends up failing.
+            stats.records_failed += len(call)
+            for job in call:
+                job.alone = True
+            return [(job, False) for job in call]
         outcome = []
-        for job, result in zip(call, results, strict=True):
-            error = result.get("ErrorCode")
+        for job, error in zip(call, errors, strict=True):
             if error is None:
                 job.sent += 1
                 job.attempts = 0
+                job.alone = False
                 stats.records_sent += 1
                 outcome.append((job, False))
                 continue
+            if error in REQUEST_REJECTED:  # this record alone is refused: retrying it cannot help
+                job.attempts = self._settings.max_attempts - 1
             stats.records_failed += 1
             if error == THROTTLED:
                 stats.records_throttled += 1
+            job.last_error = error
             job.attempts += 1
             if job.attempts >= self._settings.max_attempts:
+                job.given_up = True
                 stats.gave_up += 1
                 continue
             outcome.append((job, True))
@@ -196,6 +228,24 @@ class OrderedPublisher:
         return self._rng.uniform(0, ceiling) / 1000
 
 
+def record_errors(response: Any, expected: int) -> list[str | None] | None:
+    """Each record's error code (None for a record Kinesis stored), or None when the answer is
+    malformed: not an object, no ``Records`` list of ``expected`` objects, or an entry with neither
+    an ``ErrorCode`` nor a ``SequenceNumber`` (a record is stored only when it was given a place)."""
+    results = response.get("Records") if isinstance(response, dict) else None
+    if not isinstance(results, list) or len(results) != expected:
+        return None
+    errors: list[str | None] = []
+    for result in results:
+        if not isinstance(result, dict):
+            return None
+        code = result.get("ErrorCode")
+        if code is None and not result.get("SequenceNumber"):
+            return None
+        errors.append(None if code is None else str(code))
+    return errors
+
+
 def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:
     """The next call: the current record of as many ready jobs as fit the PutRecords limits."""
     call: list[PublishJob] = []
@@ -203,8 +253,11 @@ def _take_call(ready: deque[PublishJob]) -> list[PublishJob]:
     while ready and len(call) < MAX_RECORDS_PER_CALL:
         job = ready[0]
         record_size = job.records[job.sent].size
-        if call and size + record_size > MAX_BYTES_PER_CALL:
+        if call and (job.alone or size + record_size > MAX_BYTES_PER_CALL):
             break
+        if job.alone:
+            ready.popleft()
+            return [job]
         ready.popleft()
         call.append(job)
         size += record_size

@@ -36,8 +36,11 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "KinesisRecordsRetried": publish.records_failed,
         "KinesisRecordsThrottled": publish.records_throttled,
         "SubmissionsGaveUp": publish.gave_up,
-        "DeadlineStops": int(publish.stopped_by_deadline),
+        "DeadlineStops": int(report.stopped_by_deadline),
         "LedgerFailures": int(report.ledger_failed),
+        "DecoderErrors": report.decoder_errors,
+        "LeasesLost": report.leases_lost,
+        "MessagesHandedBack": report.handed_back,
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)
@@ -65,11 +68,12 @@ def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
             "failed": len(report.failed_message_ids),
             "rejected": dict(report.rejected),
             "duplicates_suppressed": report.duplicates_suppressed,
+            "handed_back": report.handed_back,
             "busy_elsewhere": report.busy,
             "events_published": report.events_published,
             "putrecords_calls": report.publish.calls,
             "records_retried": report.publish.records_failed,
-            "stopped_by_deadline": report.publish.stopped_by_deadline,
+            "stopped_by_deadline": report.stopped_by_deadline,
             "ledger_failed": report.ledger_failed,
             "batch_ms": round(batch_seconds * 1000, 1),
         },

@@ -6,10 +6,12 @@ Every AWS client honours the standard SDK settings (``AWS_REGION``, ``AWS_ENDPOI
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from typing import Any, cast
 
 from telemetry_adapter.config import Settings
+from telemetry_adapter.handback import QueueHandBack, sqs_client
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import metrics
@@ -40,9 +42,18 @@ def record_statement_latency(name: str, seconds: float) -> None:
     metrics.add_metric(name=f"LedgerStatementLatency_{name}", unit="Milliseconds", value=seconds * 1000)
 
 
-def ledger_from_env() -> Ledger:
-    """The ledger on the database the environment names, reporting statement latency as a metric."""
-    return Ledger(ConnectionProvider(DatabaseSettings.from_env().connect), on_statement=record_statement_latency)
+def ledger_from_env(settings: Settings | None = None) -> Ledger:
+    """The ledger on the database the environment names, reporting statement latency as a metric,
+    with the statement timeout and idle limit of ``settings`` (the defaults when None)."""
+    statement_timeout_ms = Settings.statement_timeout_ms if settings is None else settings.statement_timeout_ms
+    max_idle_seconds = Settings.max_idle_seconds if settings is None else settings.max_idle_seconds
+    database = DatabaseSettings.from_env()
+    database = dataclasses.replace(database, timeout_seconds=statement_timeout_ms / 1000)
+    return Ledger(
+        ConnectionProvider(database.connect, max_idle_seconds=max_idle_seconds),
+        on_statement=record_statement_latency,
+        statement_timeout_seconds=statement_timeout_ms / 1000,
+    )
 
 
 def build_pipeline(settings: Settings | None = None, client: KinesisClient | None = None) -> BatchPipeline:
@@ -53,7 +64,8 @@ def build_pipeline(settings: Settings | None = None, client: KinesisClient | Non
     """
     settings = settings or Settings.from_env()
     publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
-    return BatchPipeline(settings, ledger_from_env(), publisher)
+    handback = QueueHandBack(sqs_client(), settings.queue_url) if settings.queue_url else None
+    return BatchPipeline(settings, ledger_from_env(settings), publisher, handback=handback)
 
 
 @cache

@@ -21,6 +21,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring as _json_string
 from typing import Any
 
+from telemetry_adapter.canonical import ip_text, timestamp_text
 from telemetry_adapter.config import Limits
 from telemetry_adapter.rejections import Reason, Rejected
 
@@ -166,6 +167,15 @@ _DETAILS_BUILDERS: dict[str, Callable[[dict[str, Any], Limits], str]] = {
 }
 
 
+def parsed_id(document: dict[str, Any], name: str) -> str | None:
+    """The normalised UUID in ``document[name]``, or None when it is missing or not a UUID: what the
+    log of a rejected submission can still name."""
+    try:
+        return _uuid(document, name)
+    except Rejected:
+        return None
+
+
 def _field(container: dict[str, Any], name: str) -> Any:
     try:
         return container[name]
@@ -186,7 +196,7 @@ def _timestamp(document: dict[str, Any]) -> str:
     if not isinstance(value, str) or len(value) > _MAX_TIMESTAMP_CHARS or not ("T" in value or " " in value):
         raise Rejected(Reason.INVALID_TIMESTAMP, "time_created")
     try:
-        return datetime.fromisoformat(value).isoformat()
+        return timestamp_text(datetime.fromisoformat(value))
     except ValueError:
         raise Rejected(Reason.INVALID_TIMESTAMP, "time_created") from None
 
@@ -213,9 +223,16 @@ def _ip(event: dict[str, Any], name: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _canonical_ip(text: str) -> str | None:
-    """Canonical text of an IP literal, or None. Cached: a fleet talks to few addresses."""
+    """Canonical text of an IP literal, or None. Cached: a fleet talks to few addresses.
+
+    A scoped IPv6 literal (``fe80::1%eth0``) is refused: the scope names an interface of the sensor,
+    meaningless to consumers, and arbitrary text after ``%`` could carry anything (even a lone
+    surrogate that no encoder accepts).
+    """
+    if "%" in text:
+        return None
     try:
-        return str(ipaddress.ip_address(text))
+        return ip_text(ipaddress.ip_address(text))
     except ValueError:
         return None
 

@@ -17,8 +17,27 @@ KINESIS_CALL_TIMEOUT_MS = (KINESIS_CONNECT_TIMEOUT_SECONDS + KINESIS_READ_TIMEOU
 """The longest one PutRecords call can take (no SDK retries: the publisher retries itself)."""
 DEFAULT_STATEMENT_TIMEOUT_MS = 5_000
 """The longest one ledger statement may take (``LEDGER_STATEMENT_TIMEOUT_MS``)."""
+MIN_STATEMENT_TIMEOUT_MS = 200
+"""The shortest ``LEDGER_STATEMENT_TIMEOUT_MS`` accepted."""
 RESPONSE_SLACK_MS = 1_000
 """Building the partial batch response, flushing metrics, returning."""
+HANDBACK_CONNECT_TIMEOUT_SECONDS = 1
+"""botocore ``connect_timeout`` of the SQS client that hands a message back to the queue."""
+HANDBACK_READ_TIMEOUT_SECONDS = 2
+"""botocore ``read_timeout`` of that client (no SDK retries)."""
+HANDBACK_CALL_TIMEOUT_MS = (HANDBACK_CONNECT_TIMEOUT_SECONDS + HANDBACK_READ_TIMEOUT_SECONDS) * 1000
+"""The longest one hand-back call can take: it is made only when this much is left beyond the slack."""
+STATEMENT_FLOOR_MS = 100
+"""Less time than this left for a statement on an open connection: it is not sent."""
+RECONNECT_FLOOR_MS = 500
+"""Less time than this left for a statement that needs a new connection first: it is not sent."""
+
+
+def response_slack_seconds(margin_ms: float) -> float:
+    """The time ledger statements leave untouched at the end of an invocation: ``RESPONSE_SLACK_MS``,
+    or half the margin when the margin is smaller than twice that (only the local runner and the
+    chaos run, which compress time on purpose, configure such margins)."""
+    return min(RESPONSE_SLACK_MS, margin_ms / 2) / 1000
 
 
 def minimum_margin_ms(statement_timeout_ms: int) -> int:

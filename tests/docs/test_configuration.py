@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cleanup.handler import retention_days
+from cleanup.handler import CleanupSettings, retention_days
 
 from health.settings import HealthSettings
 from infra.settings import DEFAULTS, ContextError, load_settings
@@ -75,6 +75,7 @@ READERS = (
         DatabaseSettings.from_env,
     ),
     Reader("tracing switch", {}, tracing_enabled),
+    Reader("clean-up settings", {}, CleanupSettings.from_env),
 )
 
 
@@ -270,6 +271,7 @@ def test_the_readers_are_the_code_paths_that_read_settings() -> None:
     assert with_value(READERS[2], "LEDGER_RETENTION_DAYS", "0")[0] == "refused"
     assert with_value(READERS[3], "DB_PORT", "0")[0] == "refused"
     assert outcome(READERS[4], {"LAMBDA_TASK_ROOT": "/var/task"}) == ("ok", True)
+    assert with_value(READERS[5], "CLEANUP_CHUNK_ROWS", "99")[0] == "refused"
 
 
 # --- CDK context values ------------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pytest
 
 from devkit.lambda_shapes import LambdaContext
+from devkit.postgres import fresh_database
 from health import handler as health_handler
 from health.wiring import default_dependencies
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -119,6 +121,19 @@ def test_failing_when_the_database_is_stopped(health_env: dict[str, str], stoppe
     assert body["checks"]["ledger"]["reason"] == "error"
     assert body["checks"]["ledger"]["error"] == "InterfaceError"
     assert body["checks"]["stream"]["status"] == "ok"
+    assert_nothing_secret(body, env)
+
+
+def test_failing_when_the_ledger_schema_is_missing(health_env: dict[str, str]) -> None:
+    """The server answers, but the migrations never ran (or ran against another database)."""
+    server = urlunsplit(urlsplit(health_env["DATABASE_URL"])._replace(path="/postgres"))
+    with fresh_database(server, migrate=False) as empty:
+        env = {**health_env, "DATABASE_URL": empty}
+        status, _, body = call(dependencies_for(env))
+    assert (status, body["status"]) == (503, "failing")
+    ledger = body["checks"]["ledger"]
+    assert (ledger["status"], ledger["reason"]) == ("failing", "schema_missing")
+    assert ledger["missing"] == ["processor_heartbeat", "submission_ledger"]
     assert_nothing_secret(body, env)
 
 

@@ -25,8 +25,8 @@ from tests.health.conftest import dependencies_for, function_url_event
 def lookup_for(database_url: str, *, read_only: bool = False) -> SubmissionLookup:
     settings = DatabaseSettings.from_url(database_url)
 
-    def connect() -> Any:
-        connection = settings.connect()
+    def connect(timeout_seconds: float | None = None) -> Any:
+        connection = settings.connect(timeout_seconds)
         if read_only:  # any write through this connection fails: "cannot execute ... in a read-only transaction"
             connection.run("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         return connection

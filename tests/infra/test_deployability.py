@@ -160,6 +160,15 @@ def test_proxy_borrow_timeout_is_below_the_statement_timeout(synthesized: Synthe
     borrow = target_group["Properties"]["ConnectionPoolConfigurationInfo"]["ConnectionBorrowTimeout"]
     env = synthesized.resources["ProcessorFunction"]["Properties"]["Environment"]["Variables"]
     assert 1 <= borrow * 1000 < int(env["LEDGER_STATEMENT_TIMEOUT_MS"])
+    # The clean-up's chunks wait longer than the proxy's borrow timeout too (it reads its own variable).
+    (cleanup,) = (
+        resource
+        for resource in synthesized.of_type("AWS::Lambda::Function").values()
+        if resource["Properties"]["Handler"] == "cleanup.handler.lambda_handler"
+    )
+    cleanup_env = cleanup["Properties"]["Environment"]["Variables"]
+    assert "LEDGER_STATEMENT_TIMEOUT_MS" not in cleanup_env
+    assert borrow * 1000 < int(cleanup_env["CLEANUP_STATEMENT_TIMEOUT_MS"])
 
 
 # --- deploys, then misbehaves ----------------------------------------------------------------------

@@ -9,10 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from cleanup.handler import clean_up, retention_days
+from cleanup.handler import CleanupSettings, clean_up, retention_days
 from migrate.handler import on_event, scram_verifier, set_up_database
 
 from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from tests.conftest import REGION
@@ -97,7 +98,8 @@ def test_cleanup_deletes_only_expired_rows(ledger: Ledger, clean_database: str) 
             "UPDATE submission_ledger SET first_seen_at = now() - interval '20 days' WHERE submission_id = :i",
             i=old,
         )
-        assert clean_up(ledger, 14) == {"deleted": 1, "retention_days": 14}
+        result = clean_up(ledger, CleanupSettings(retention_days=14), Deadline(60_000, 0))
+        assert result == {"deleted": 1, "chunks": 1, "complete": True, "retention_days": 14}
         remaining = [row[0] for row in connection.run("SELECT submission_id::text FROM submission_ledger")]
     finally:
         connection.close()

@@ -3,15 +3,20 @@ boto3 to moto, faults injected at the Kinesis client boundary."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
-from devkit.lambda_shapes import LambdaContext, sqs_event, sqs_record
+from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_event, sqs_record
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -216,34 +221,38 @@ def test_two_invocations_at_the_same_moment_publish_once(clean_database: str, ki
 
 
 class SlowKinesis:
-    """Kinesis that takes ``delay`` seconds per call (a slow or throttled service)."""
+    """Kinesis whose every call takes ``seconds`` of a virtual clock (a slow or throttled service)."""
 
-    def __init__(self, client: Any, delay: float) -> None:
+    def __init__(self, client: Any, clock: VirtualClock, seconds: float) -> None:
         self.client = client
-        self.delay = delay
+        self.clock = clock
+        self.seconds = seconds
 
     def put_records(self, **kwargs: Any) -> Any:
-        time.sleep(self.delay)
+        self.clock.advance(self.seconds)
         return self.client.put_records(**kwargs)
 
 
 def test_cut_by_the_time_budget_then_resumed_from_the_first_unpublished_event(
     clean_database: str, kinesis: Any
 ) -> None:
-    publish = PublishSettings(safety_margin_ms=600, max_concurrency=1)
+    clock = VirtualClock()
+    publish = PublishSettings(safety_margin_ms=13_000, max_concurrency=1)
     recorder = RecordingKinesis(kinesis)
-    pipeline = make_pipeline(clean_database, SlowKinesis(recorder, 0.1), publish=publish)
+    pipeline = make_pipeline(clean_database, SlowKinesis(recorder, clock, 5.0), publish=publish)
     docs = documents(5, seed=9)
-    for document in docs:  # 12 events each: 12 calls, about 1.2 s
+    for document in docs:  # 12 events each: 12 calls of 5 s, more than a 60 s invocation holds
         document["events"]["new_process"] = document["events"]["new_process"][:3] * 2
         document["events"]["network_connection"] = document["events"]["network_connection"][:3] * 2
     event = sqs_event(fleet.encode(d) for d in docs)
-    started = time.monotonic()
-    first = handle_batch(event, LambdaContext(timeout_ms=1_500), pipeline)
-    assert time.monotonic() - started < 1.5  # 6. it returned inside its own invocation
+    context = LambdaContext(timeout_ms=60_000, clock=clock.now)
+    first = handle_batch(event, context, pipeline)
+    # Calls start while more than the margin is left (at 0, 5, ..., 45 s): ten calls of one event each.
+    assert len(recorder.calls) == 10
+    assert context.get_remaining_time_in_millis() == 10_000  # 6. it returned inside its own invocation
     assert failures(first) == {r["messageId"] for r in event["Records"]}
     published_before = len(read_stream(kinesis, STREAM))
-    assert 0 < published_before < 60
+    assert published_before == 50
     # The progress was recorded and the lease released: a redelivery resumes at once, where it stopped.
     rows = _ledger_rows(clean_database)
     assert all(row[1] is None for row in rows)
@@ -291,11 +300,33 @@ def test_conflicting_duplicate_is_dropped(pipeline: BatchPipeline, kinesis: Any)
     assert_exactly_once_in_order(kinesis, [original])
 
 
-def test_conflicting_copy_inside_one_batch_is_dropped(pipeline: BatchPipeline, kinesis: Any) -> None:
+def test_a_copy_is_not_decided_against_another_copy_of_the_same_batch(pipeline: BatchPipeline, kinesis: Any) -> None:
     original = documents(1)[0]
     tampered = {**original, "device_id": fleet.device_ids(2)[1]}
-    report = pipeline.process(sqs_event([fleet.encode(original), fleet.encode(tampered)])["Records"], _deadline())
+    event = sqs_event([fleet.encode(original), fleet.encode(tampered)])
+    report = pipeline.process(event["Records"], _deadline())
+    # The ledger held neither content before this batch: the other copy waits for a redelivery...
+    assert (report.failed_message_ids, dict(report.rejected)) == ([event["Records"][1]["messageId"]], {})
+    # ... which finds the first content recorded, and only then drops it as a conflict.
+    again = pipeline.process([event["Records"][1]], _deadline())
+    assert (again.failed_message_ids, dict(again.rejected)) == ([], {"conflicting_duplicate": 1})
+    assert_exactly_once_in_order(kinesis, [original])
+
+
+def test_a_tampered_copy_ahead_of_the_redelivered_original_does_not_lose_it(clean_database: str, kinesis: Any) -> None:
+    """The ledger holds the original, unfinished (its worker died); a batch brings a tampered copy
+    first and the redelivered original second. The original is published, the tampered copy dropped."""
+    original = documents(1)[0]
+    submission = parse_submission(fleet.encode(original), Settings(stream_name=STREAM).limits)
+    dead = Ledger(ConnectionProvider(DatabaseSettings.from_url(clean_database).connect))
+    request = ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
+    dead.claim([request], owner="dead-worker", lease_seconds=0)
+    tampered = {**original, "events": {"new_process": [{"cmdl": "evil.exe", "user": "mallory"}]}}
+    pipeline = make_pipeline(clean_database, kinesis)
+    event = sqs_event([fleet.encode(tampered), fleet.encode(original)])
+    report = pipeline.process(event["Records"], _deadline())
     assert (report.failed_message_ids, dict(report.rejected)) == ([], {"conflicting_duplicate": 1})
+    assert report.submissions_completed == 1
     assert_exactly_once_in_order(kinesis, [original])
 
 
@@ -388,10 +419,10 @@ def test_outcome_is_retried_through_a_short_database_outage(clean_database: str,
     """The database restarts mid-batch and refuses two connections: the outcome still lands."""
     refusals = iter([False, True, True])  # first connect works (the claim), then two are refused
 
-    def connect() -> Any:
+    def connect(timeout_seconds: float | None = None) -> Any:
         if next(refusals, False):
             raise ConnectionRefusedError("injected: the database is restarting")
-        return DatabaseSettings.from_url(clean_database).connect()
+        return DatabaseSettings.from_url(clean_database).connect(timeout_seconds)
 
     settings = Settings(stream_name=STREAM, publish=FAST_RETRIES)
     ledger = Ledger(ConnectionProvider(connect))
@@ -403,3 +434,122 @@ def test_outcome_is_retried_through_a_short_database_outage(clean_database: str,
     assert next(refusals, "drained") == "drained"
     assert all(row[1] is None for row in _ledger_rows(clean_database))
     assert_exactly_once_in_order(kinesis, docs)
+
+
+# 7. A poison value affects its own message only -------------------------------------------------------
+
+
+def test_a_poison_ip_is_rejected_and_its_neighbours_are_published(pipeline: BatchPipeline, kinesis: Any) -> None:
+    valid = documents(3)
+    # A lone surrogate in an IPv6 scope id: raw JSON text, which json.dumps would not write.
+    document = json.dumps({**valid[0], "submission_id": str(uuid.uuid4()), "events": {"network_connection": ["X"]}})
+    poison = document.replace('"X"', '{"source_ip": "fe80::1%\\ud800", "destination_ip": "::1", "destination_port": 1}')
+    event = sqs_event([fleet.encode(valid[0]), poison, fleet.encode(valid[1]), fleet.encode(valid[2])])
+    report = pipeline.process(event["Records"], _deadline())
+    assert (report.failed_message_ids, dict(report.rejected)) == ([], {"invalid_ip": 1})
+    assert_exactly_once_in_order(kinesis, valid)
+
+
+class UnreadableBody(dict[str, Any]):
+    """An SQS record whose body cannot be read: stands in for any failure of decoding no test foresaw."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "body":
+            raise RuntimeError("injected: the body cannot be read")
+        return super().get(key, default)
+
+
+def test_an_unexpected_decoder_error_fails_its_own_message_only(
+    pipeline: BatchPipeline, kinesis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    valid = documents(2)
+    event = sqs_event([fleet.encode(valid[0]), fleet.encode(valid[1])])
+    broken = UnreadableBody(sqs_record(fleet.encode(documents(3)[2])))
+    report = pipeline.process([event["Records"][0], broken, event["Records"][1]], _deadline())
+    assert report.failed_message_ids == [broken["messageId"]]
+    assert report.decoder_errors == 1
+    assert_exactly_once_in_order(kinesis, valid)
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "message_id", None)]
+    assert [(r.message_id, r.failure, r.last_error) for r in errors] == [  # type: ignore[attr-defined]
+        (broken["messageId"], "decoder_error", "RuntimeError")
+    ]
+    assert errors[0].exc_info is not None  # the traceback, for the fix
+
+
+# Fencing: only the lease holder acknowledges ---------------------------------------------------------------
+
+
+class LeaseTakenOverDuringFirstCall:
+    """Kinesis during whose first call this worker's lease lapses (a paused process) and another
+    worker takes the submission over."""
+
+    def __init__(self, client: Any, database_url: str, request: ClaimRequest) -> None:
+        self.client = client
+        self.database_url = database_url
+        self.request = request
+        self.taken_over = False
+
+    def put_records(self, **kwargs: Any) -> Any:
+        if not self.taken_over:
+            admin = DatabaseSettings.from_url(self.database_url).connect()
+            admin.run("UPDATE submission_ledger SET lease_expires_at = now() - interval '1 second'")
+            admin.close()
+            thief = Ledger(ConnectionProvider(DatabaseSettings.from_url(self.database_url).connect))
+            thief.claim([self.request], owner="the-other-worker", lease_seconds=60)
+            self.taken_over = True
+        return self.client.put_records(**kwargs)
+
+
+def test_a_worker_whose_lease_was_taken_over_does_not_acknowledge(clean_database: str, kinesis: Any) -> None:
+    document = documents(1)[0]
+    submission = parse_submission(fleet.encode(document), Settings(stream_name=STREAM).limits)
+    request = ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
+    pipeline = make_pipeline(clean_database, LeaseTakenOverDuringFirstCall(kinesis, clean_database, request))
+    event = sqs_event([fleet.encode(document)])
+    report = pipeline.process(event["Records"], _deadline())
+    # Every event reached Kinesis, but the outcome row is the other worker's now: its fate is theirs.
+    assert report.events_published == len(submission.events)
+    assert report.failed_message_ids == [event["Records"][0]["messageId"]]
+    assert report.leases_lost == 1
+    assert [row[1] for row in _ledger_rows(clean_database)] == ["the-other-worker"]
+
+
+def test_a_batch_of_only_invalid_messages_still_writes_the_heartbeat(pipeline: BatchPipeline) -> None:
+    """The health check reads the heartbeat: a fleet sending only broken submissions is not a dead processor."""
+    event = sqs_event([fleet.hostile_body("not_json"), fleet.hostile_body("deep")])
+    report = pipeline.process(event["Records"], _deadline())
+    assert (report.failed_message_ids, sum(report.rejected.values())) == ([], 2)
+    assert pipeline.ledger.last_heartbeat_age_seconds() is not None
+
+
+class RefusesOversizedRecords:
+    """Kinesis refusing a whole PutRecords request that holds a record over ``limit`` bytes, as the
+    real service refuses one over 1 MiB (a ValidationException for the request, not for the record)."""
+
+    def __init__(self, client: Any, limit: int) -> None:
+        self.client = client
+        self.limit = limit
+        self.refused = 0
+
+    def put_records(self, **kwargs: Any) -> Any:
+        if any(len(r["Data"]) + len(r["PartitionKey"].encode()) > self.limit for r in kwargs["Records"]):
+            self.refused += 1
+            error = {"Error": {"Code": "ValidationException", "Message": "injected: a record is too large"}}
+            raise ClientError(error, "PutRecords")  # type: ignore[arg-type]
+        return self.client.put_records(**kwargs)
+
+
+def test_a_record_kinesis_refuses_does_not_cost_its_neighbours_their_attempts(
+    clean_database: str, kinesis: Any
+) -> None:
+    neighbours = documents(6)
+    poison = {**documents(7)[6], "events": {"new_process": [{"cmdl": "x" * 20_000, "user": "u"}]}}
+    refusing = RefusesOversizedRecords(kinesis, limit=10_000)
+    publish = PublishSettings(max_attempts=3, backoff_base_ms=0, backoff_cap_ms=0, max_concurrency=1)
+    pipeline = make_pipeline(clean_database, refusing, publish=publish)
+    event = sqs_event([fleet.encode(poison), *(fleet.encode(d) for d in neighbours)])
+    report = pipeline.process(event["Records"], _deadline())
+    assert refusing.refused >= 2  # the packed call, then the record alone
+    assert report.failed_message_ids == [event["Records"][0]["messageId"]]
+    assert report.publish.gave_up == 1
+    assert_exactly_once_in_order(kinesis, neighbours)

@@ -8,6 +8,7 @@ on the test database whose Kinesis client fails a share of records (FlakyKinesis
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections import defaultdict
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from devkit import fleet
-from devkit.kinesis import FlakyKinesis
+from devkit.kinesis import FaultCounts, FlakyKinesis
 from devkit.lambda_shapes import LambdaContext, sqs_event
 from processor import handler as processor_handler
 from telemetry_adapter.config import Settings
@@ -49,6 +50,9 @@ COUNTS = (
     "SubmissionsGaveUp",
     "DeadlineStops",
     "LedgerFailures",
+    "DecoderErrors",
+    "LeasesLost",
+    "MessagesHandedBack",
 )
 LATENCIES = ("BatchLatency", "PutRecordsLatency", "LedgerStatementLatency_claim", "LedgerStatementLatency_outcome")
 
@@ -107,7 +111,11 @@ def use_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[BatchPipeline
 
 
 def mixed_batch() -> tuple[list[str], int]:
-    """Bodies of a batch and the events its valid submissions hold."""
+    """Bodies of a batch and the events its valid submissions hold.
+
+    The conflicting copy conflicts only once the ledger holds the original (a copy is never decided
+    against another copy of the same batch): :func:`invoke_mixed_batch` records ``bodies[1]`` first.
+    """
     rng = random.Random(11)
     devices = fleet.device_ids(4)
     valid = [fleet.submission(rng, devices[n % 4]) for n in range(10)]
@@ -132,14 +140,29 @@ def invoke(event: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[d
     return response, parse_emf(capsys.readouterr().out)
 
 
+def invoke_mixed_batch(
+    capsys: pytest.CaptureFixture[str], flaky: FlakyKinesis | None = None
+) -> tuple[list[str], int, dict[str, Any], Emitted]:
+    """Record the original of the conflicting copy, then invoke the mixed batch; its bodies, the
+    events its not yet published submissions hold, its response and its metrics (``flaky``'s fault
+    counts start again with the mixed batch)."""
+    bodies, events = mixed_batch()
+    earlier, _ = invoke(sqs_event([bodies[1]]), capsys)
+    assert earlier == {"batchItemFailures": []}
+    if flaky is not None:
+        flaky.faults = FaultCounts()
+    first = json.loads(base64.b64decode(bodies[1]))
+    response, emitted = invoke(sqs_event(bodies), capsys)
+    return bodies, events - fleet.expected_event_count(first), response, emitted
+
+
 def test_a_batch_emits_every_metric_with_its_value(
     clean_database: str, kinesis: Any, use_pipeline: list[BatchPipeline], capsys: pytest.CaptureFixture[str]
 ) -> None:
     flaky = FlakyKinesis(kinesis, record_failure_rate=0.25, seed=5)
     use_pipeline.append(build_pipeline(clean_database, flaky))
-    bodies, events = mixed_batch()
 
-    response, emitted = invoke(sqs_event(bodies), capsys)
+    bodies, events, response, emitted = invoke_mixed_batch(capsys, flaky)
 
     assert response == {"batchItemFailures": []}
     missing = [name for name in (*COUNTS, *LATENCIES, "SubmissionsRejectedByReason") if name not in emitted.values]
@@ -150,10 +173,10 @@ def test_a_batch_emits_every_metric_with_its_value(
     assert emitted.total("MessagesAcknowledged") == 15
     assert emitted.total("MessagesFailed") == 0
     assert emitted.total("EventsPublished") == events
-    assert emitted.total("SubmissionsCompleted") == 10
+    assert emitted.total("SubmissionsCompleted") == 9
     assert emitted.total("SubmissionsRejected") == 4
     assert emitted.by_reason == {"invalid_ip": 2, "not_json": 1, "conflicting_duplicate": 1}
-    assert emitted.total("DuplicatesSuppressed") == 1
+    assert emitted.total("DuplicatesSuppressed") == 2
     assert emitted.total("ConflictingDuplicates") == 1
     assert flaky.faults.records_failed > 0
     assert flaky.faults.records_throttled > 0
@@ -163,6 +186,7 @@ def test_a_batch_emits_every_metric_with_its_value(
     assert calls >= 10  # the longest submission has 10 events, one per call
     assert len(emitted.values["PutRecordsLatency"]) == calls
     assert emitted.total("LedgerFailures") == 0
+    assert emitted.total("DecoderErrors") == 0
     assert (
         len(emitted.values["LedgerStatementLatency_claim"])
         == len(emitted.values["LedgerStatementLatency_outcome"])
@@ -175,7 +199,7 @@ def test_every_document_is_valid_emf_in_the_service_namespace(
     clean_database: str, kinesis: Any, use_pipeline: list[BatchPipeline], capsys: pytest.CaptureFixture[str]
 ) -> None:
     use_pipeline.append(build_pipeline(clean_database, kinesis))
-    _, emitted = invoke(sqs_event(mixed_batch()[0]), capsys)
+    _, _, _, emitted = invoke_mixed_batch(capsys)
     assert len(emitted.documents) == 1 + 3  # the batch's document, one per rejection reason
     for document in emitted.documents:
         metadata = document["_aws"]

@@ -70,3 +70,35 @@ def test_backoff_is_full_jitter_capped(kinesis: Any) -> None:
     assert min(waits) >= 0.0
     assert max(publisher._backoff(1) for _ in range(50)) <= 0.1
     assert len({round(w, 6) for w in waits}) > 100  # jittered, not fixed
+
+
+class MalformedAnswers:
+    """Kinesis whose first answers are malformed (no Records, too few, not objects, neither an error
+    nor a sequence number): the call's records may or may not be in the stream."""
+
+    ANSWERS: tuple[Any, ...] = (
+        None,
+        {"FailedRecordCount": 0},
+        {"Records": []},
+        {"Records": ["ok", "ok", "ok"]},
+        {"Records": [{}, {}, {}]},
+    )
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls = 0
+
+    def put_records(self, **kwargs: Any) -> Any:
+        response = self.client.put_records(**kwargs)
+        self.calls += 1
+        return self.ANSWERS[self.calls - 1] if self.calls <= len(self.ANSWERS) else response
+
+
+def test_a_malformed_answer_is_a_failed_call_not_a_crash(kinesis: Any) -> None:
+    malformed = MalformedAnswers(kinesis)
+    jobs = [job(i, 2) for i in range(3)]
+    settings = PublishSettings(max_concurrency=1, backoff_base_ms=0, backoff_cap_ms=0)
+    stats = OrderedPublisher(malformed, STREAM, settings).publish(jobs, Deadline(60_000, 0))
+    assert all(j.done for j in jobs)
+    assert stats.calls_failed == len(MalformedAnswers.ANSWERS)
+    assert {j.last_error for j in jobs} == {"MalformedResponse"}  # kept for the log of a message that fails

@@ -8,6 +8,8 @@ import pytest
 
 from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.ledger.connection import DatabaseSettings, is_connection_failure
+from telemetry_adapter.runtime import build_pipeline
+from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem, minimum_margin_ms
 
 
 def test_defaults() -> None:
@@ -16,7 +18,9 @@ def test_defaults() -> None:
     assert settings.limits.max_events == 10_000
     assert settings.limits.max_cmdl_chars == 32 * 1024
     assert settings.limits.max_string_chars == 1024
-    assert settings.publish.safety_margin_ms == 10_000
+    assert settings.statement_timeout_ms == DEFAULT_STATEMENT_TIMEOUT_MS
+    assert settings.publish.safety_margin_ms == minimum_margin_ms(DEFAULT_STATEMENT_TIMEOUT_MS)
+    assert margin_problem(settings.publish.safety_margin_ms, settings.statement_timeout_ms) is None
 
 
 @pytest.mark.parametrize(
@@ -28,11 +32,28 @@ def test_defaults() -> None:
         ({"STREAM_NAME": "s", "MAX_EVENTS_PER_SUBMISSION": "0"}, "MAX_EVENTS_PER_SUBMISSION"),
         ({"STREAM_NAME": "s", "PUBLISH_CONCURRENCY": "1000"}, "PUBLISH_CONCURRENCY"),
         ({"STREAM_NAME": "s", "TIME_BUDGET_MARGIN_MS": "-1"}, "TIME_BUDGET_MARGIN_MS"),
+        # The margin must hold a Kinesis call, one ledger statement and the response.
+        ({"STREAM_NAME": "s", "TIME_BUDGET_MARGIN_MS": "5000"}, "TIME_BUDGET_MARGIN_MS"),
+        ({"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "20000"}, "TIME_BUDGET_MARGIN_MS"),
+        ({"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "50"}, "LEDGER_STATEMENT_TIMEOUT_MS"),
+        ({"STREAM_NAME": "s", "LEDGER_MAX_IDLE_SECONDS": "0"}, "LEDGER_MAX_IDLE_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
         Settings.from_env(env)
+
+
+def test_a_longer_statement_timeout_with_a_margin_that_holds_it() -> None:
+    env = {"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "8000", "TIME_BUDGET_MARGIN_MS": "16000"}
+    settings = Settings.from_env(env)
+    assert (settings.statement_timeout_ms, settings.publish.safety_margin_ms) == (8_000, 16_000)
+
+
+def test_tools_that_compress_time_may_skip_the_margin_rule() -> None:
+    """The local runner and the chaos run use invocations of a few seconds on purpose."""
+    env = {"STREAM_NAME": "s", "TIME_BUDGET_MARGIN_MS": "300"}
+    assert Settings.from_env(env, check_time_budget=False).publish.safety_margin_ms == 300
 
 
 def test_database_url_wins() -> None:
@@ -97,3 +118,12 @@ def test_connection_failures_are_recognised() -> None:
     assert not is_connection_failure(pg8000.native.DatabaseError({"C": "23505"}))
     assert not is_connection_failure(ValueError())
     assert ssl.create_default_context().check_hostname
+
+
+def test_the_processor_hands_back_to_the_queue_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@127.0.0.1:9/ledger")  # never connected here
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/submissions"
+    with_queue = build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUEUE_URL": queue}))
+    assert with_queue.handback is not None
+    assert with_queue.handback.queue_url == queue
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).handback is None

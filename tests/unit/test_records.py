@@ -12,8 +12,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from devkit import fleet
-from telemetry_adapter.config import Limits
-from telemetry_adapter.records import build_records, event_id, processing_timestamp
+from telemetry_adapter.config import ConfigurationError, Limits, Settings
+from telemetry_adapter.records import (
+    MAX_RECORD_BYTES,
+    build_records,
+    event_id,
+    processing_timestamp,
+    worst_case_record_bytes,
+)
 from telemetry_adapter.submission import parse_submission
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -92,3 +98,41 @@ def test_non_ascii_details_round_trip_as_utf8() -> None:
     document["events"]["new_process"][0] = {"cmdl": 'C:\\Prog "x"\t\u00e9\U0001f600', "user": "M\u00e1ria"}
     record = build_records(parse_submission(fleet.encode(document), Limits()), 0, processing_timestamp())[0]
     assert json.loads(record.data.decode("utf-8"))["event_details"] == document["events"]["new_process"][0]
+
+
+def test_schema_allows_additive_evolution_within_a_version() -> None:
+    check = validator("event-record.schema.json")
+    submission = parse_submission(fleet.encode(fleet.submission(random.Random(4), fleet.device_ids(1)[0])), Limits())
+    record = json.loads(build_records(submission, 0, processing_timestamp())[0].data)
+    assert record["schema_version"] == 1
+    later = {**record, "a_field_added_later": {"any": "thing"}}
+    later["event_details"] = {**record["event_details"], "a_detail_added_later": 7}
+    assert list(check.iter_errors(later)) == []
+    assert list(check.iter_errors({**record, "event_type": "an_event_type_added_later", "event_details": {}})) == []
+    assert list(check.iter_errors({**record, "schema_version": 2}))  # a breaking change is another version
+    assert list(check.iter_errors({key: value for key, value in record.items() if key != "schema_version"}))
+
+
+def test_limits_that_allow_a_record_kinesis_would_refuse_fail_at_start_up() -> None:
+    assert worst_case_record_bytes(Limits()) <= MAX_RECORD_BYTES
+    long_strings = {"STREAM_NAME": "s", "MAX_CMDL_CHARS": "250000", "MAX_STRING_CHARS": "200000"}
+    with pytest.raises(ConfigurationError, match="MAX_CMDL_CHARS and MAX_STRING_CHARS"):
+        Settings.from_env(long_strings)
+    # A body limit that keeps every record small enough makes long strings acceptable again.
+    Settings.from_env({**long_strings, "MAX_BODY_BYTES": "524288"})
+
+
+def test_the_worst_case_record_size_bounds_the_largest_record_the_limits_allow() -> None:
+    limits = Limits(max_cmdl_chars=1_000, max_string_chars=100)
+    widest = "\U0001f600"  # four bytes of UTF-8 per character, the most any accepted character takes
+    document = {
+        "submission_id": str(uuid.uuid4()),
+        "device_id": str(uuid.uuid4()),
+        "time_created": "2024-03-05T03:49:51.123456+05:30:15.123456",
+        "events": {"new_process": [{"cmdl": widest * 1_000, "user": widest * 100}]},
+    }
+    record = build_records(parse_submission(fleet.encode(document), limits), 0, processing_timestamp())[0]
+    bound = worst_case_record_bytes(limits)
+    assert record.size <= bound
+    # Tight: the bound only assumes the longer event type name and a sequence with more digits.
+    assert bound - record.size == (len("network_connection") - len("new_process")) + (len("9999") - len("0"))

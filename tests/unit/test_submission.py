@@ -113,6 +113,20 @@ REJECTIONS: list[tuple[str, Any, Reason]] = [
     ("ipv4 leading zero", with_event("network_connection", network(destination_ip="010.1.1.1")), Reason.INVALID_IP),
     ("ip as a number", with_event("network_connection", network(source_ip=167772161)), Reason.INVALID_IP),
     ("ip is null", with_event("network_connection", network(source_ip=None)), Reason.INVALID_IP),
+    ("scoped ipv6", with_event("network_connection", network(source_ip="fe80::1%eth0")), Reason.INVALID_IP),
+    (
+        "scoped ipv6 with a lone surrogate",
+        _raw_variant(
+            "network_connection",
+            '{"source_ip": "fe80::1%\\ud800", "destination_ip": "::1", "destination_port": 1}',
+        ),
+        Reason.INVALID_IP,
+    ),
+    (
+        "ipv6 scope holding a NUL",
+        with_event("network_connection", network(destination_ip="::1%\x00")),
+        Reason.INVALID_IP,
+    ),
     # ports
     ("port too high", with_event("network_connection", network(destination_port=65_536)), Reason.INVALID_PORT),
     ("port negative", with_event("network_connection", network(destination_port=-1)), Reason.INVALID_PORT),

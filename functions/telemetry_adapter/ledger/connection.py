@@ -10,7 +10,7 @@ Two ways in, chosen by the environment:
   roots that RDS Proxy certificates chain to already live, so no CA bundle is downloaded.
 
 :class:`ConnectionProvider` keeps one connection per process, reused across invocations, and opens a
-new one transparently when the old one has died.
+new one transparently when the old one has died or sat idle too long.
 """
 
 from __future__ import annotations
@@ -18,19 +18,22 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pg8000.native
 
 from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS
 
-# Socket timeout for connecting and for every statement: a hung database costs at most this long
-# (a claim of 10,000 rows takes well under a second), never the whole invocation. No server-side
-# SET statement_timeout: session state would pin the connection in RDS Proxy.
-_SOCKET_TIMEOUT_SECONDS = 10
+# Socket timeout for connecting, and for every statement unless the ledger sets a shorter one from the
+# invocation's remaining time: a hung database costs at most this long (a claim of 10,000 rows takes
+# well under a second), never the whole invocation. No server-side SET statement_timeout: session
+# state would pin the connection in RDS Proxy.
+_SOCKET_TIMEOUT_SECONDS = DEFAULT_STATEMENT_TIMEOUT_MS / 1000
 _DEFAULT_PORT = 5432
 # SQLSTATE classes that mean the session is gone: connection exceptions (08) and operator
 # intervention (57P: admin shutdown, pg_terminate_backend, crash shutdown, cannot connect now).
@@ -118,12 +121,13 @@ class DatabaseSettings:
             tls={"prefer": "require", "verify-ca": "verify-full"}.get(tls, tls),
         )
 
-    def connect(self) -> pg8000.native.Connection:
-        """Open a new connection (generating an IAM token first when configured)."""
+    def connect(self, timeout_seconds: float | None = None) -> pg8000.native.Connection:
+        """Open a new connection (generating an IAM token first when configured), waiting at most
+        ``timeout_seconds`` (default ``self.timeout_seconds``) for each step."""
         kwargs: dict[str, Any] = {
             "user": self.user,
             "database": self.database,
-            "timeout": self.timeout_seconds,
+            "timeout": self.timeout_seconds if timeout_seconds is None else timeout_seconds,
             "application_name": "telemetry-adapter",
         }
         if self.unix_socket:
@@ -146,17 +150,55 @@ class DatabaseSettings:
         return token
 
 
+class Connector(Protocol):
+    """Opens a connection, waiting at most ``timeout_seconds`` (the connector's default when None)."""
+
+    def __call__(self, timeout_seconds: float | None = None) -> pg8000.native.Connection: ...
+
+
 class ConnectionProvider:
-    """One connection per process, reused across invocations and replaced when it has died."""
+    """One connection per process, reused across invocations and replaced when it has died, or when
+    it sat idle longer than ``max_idle_seconds`` (the network or RDS Proxy may have dropped it
+    silently meanwhile, and finding out would cost a whole statement timeout).
 
-    def __init__(self, connect: Callable[[], pg8000.native.Connection]) -> None:
+    Idle time is measured on the wall clock, which, unlike the monotonic clock, is set right again
+    when a frozen Lambda execution environment thaws.
+    """
+
+    def __init__(
+        self,
+        connect: Connector,
+        *,
+        max_idle_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._connect = connect
+        self._max_idle_seconds = max_idle_seconds
+        self._clock = clock
         self._connection: pg8000.native.Connection | None = None
+        self._last_used = 0.0
+        self.connects = 0
+        """Connections opened so far (tests and benchmarks read it)."""
 
-    def get(self) -> pg8000.native.Connection:
-        """The open connection, opening one if there is none."""
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`get` would return the open connection without connecting."""
         if self._connection is None:
-            self._connection = self._connect()
+            return False
+        if self._max_idle_seconds is None:
+            return True
+        idle = self._clock() - self._last_used
+        return 0 <= idle <= self._max_idle_seconds
+
+    def get(self, timeout_seconds: float | None = None) -> pg8000.native.Connection:
+        """The open connection, or a new one (waiting at most ``timeout_seconds`` to connect) when
+        there is none or the open one sat idle too long."""
+        if not self.ready:
+            self.discard()
+            self._connection = self._connect(timeout_seconds) if timeout_seconds is not None else self._connect()
+            self.connects += 1
+        self._last_used = self._clock()
+        assert self._connection is not None
         return self._connection
 
     def discard(self) -> None:
@@ -165,6 +207,20 @@ class ConnectionProvider:
         if connection is not None:
             with contextlib.suppress(Exception):  # it is already broken; closing is a courtesy
                 connection.close()
+
+
+def set_statement_timeout(connection: pg8000.native.Connection, seconds: float) -> None:
+    """Make every wait for the server on ``connection`` last at most ``seconds`` from now on.
+
+    pg8000 applies its ``timeout`` to the socket once, at connect time; the socket it reads and
+    writes through (``_usock``, the TLS socket when TLS is on) takes a new one at any moment, and
+    its buffered reader honours it on the next read. Should a pg8000 release rename that attribute,
+    the connect-time timeout (never longer than the statement timeout) still applies; a test holds
+    the pinned release to the per-statement one.
+    """
+    sock = getattr(connection, "_usock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
 
 
 def _socket_path(directory: str | None, port: int) -> str | None:

@@ -3,6 +3,10 @@ submission of the batch (arrays through ``unnest``), one records the outcome.
 
 Both statements are idempotent for their owner, so :meth:`Ledger._run` may safely re-send one on a
 fresh connection when the old connection died, even if the first attempt had committed.
+
+Every statement waits at most the statement timeout, and less when its caller's budget (the time the
+invocation can still give it) is shorter: reconnecting and sending share that allowance, and a
+statement or a reconnect the budget cannot hold is not attempted at all (:class:`BudgetExhausted`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
-from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure
+from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, set_statement_timeout
+from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, RECONNECT_FLOOR_MS, STATEMENT_FLOOR_MS
+
+Budget: TypeAlias = Callable[[], float]
+"""Seconds a statement may still take, reconnecting included (asked again before every attempt)."""
+
+
+class BudgetExhausted(TimeoutError):
+    """Too little time was left to send a statement (or to reconnect for it), so it was not sent."""
 
 
 class ClaimStatus(StrEnum):
@@ -29,6 +41,11 @@ class ClaimStatus(StrEnum):
     """Another live worker holds the lease: retry later (SQS redelivery)."""
 
 
+ClaimKey: TypeAlias = tuple[str, bytes]
+"""``(submission_id, content digest)``. Copies of one id with different content are claimed as
+separate keys, so the ledger (never another copy in the same batch) decides which content is the one."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """A validated submission offered to the ledger."""
@@ -37,6 +54,11 @@ class ClaimRequest:
     device_id: str
     digest: bytes
     event_count: int
+
+    @property
+    def key(self) -> ClaimKey:
+        """The submission id and content digest: what the ledger answers for."""
+        return (self.submission_id, self.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +83,7 @@ inserted AS (
            :owner, now() + make_interval(secs => :lease_seconds)
     FROM input
     ON CONFLICT (submission_id) DO NOTHING
-    RETURNING l.submission_id
+    RETURNING l.submission_id, l.content_digest
 ),
 taken AS (
     UPDATE submission_ledger AS l
@@ -71,9 +93,9 @@ taken AS (
       AND l.content_digest = i.content_digest
       AND l.completed_at IS NULL
       AND (l.lease_owner IS NULL OR l.lease_expires_at <= now() OR l.lease_owner = :owner)
-    RETURNING l.submission_id, l.published_count
+    RETURNING l.submission_id, l.content_digest, l.published_count
 )
-SELECT i.submission_id::text,
+SELECT i.submission_id::text, i.content_digest,
        CASE
            WHEN ins.submission_id IS NOT NULL OR t.submission_id IS NOT NULL THEN 'claimed'
            WHEN e.submission_id IS NULL THEN 'busy'
@@ -83,12 +105,14 @@ SELECT i.submission_id::text,
        END,
        COALESCE(t.published_count, 0)
 FROM input AS i
-LEFT JOIN inserted AS ins USING (submission_id)
-LEFT JOIN taken AS t USING (submission_id)
+LEFT JOIN inserted AS ins USING (submission_id, content_digest)
+LEFT JOIN taken AS t USING (submission_id, content_digest)
 LEFT JOIN submission_ledger AS e ON e.submission_id = i.submission_id
 """
-# Rows another worker inserted after this statement's snapshot are invisible to it ("e" is NULL): the
-# INSERT waited for that worker and skipped them, so they are reported busy and retried later.
+# Rows inserted after this statement's snapshot are invisible to it ("e" is NULL): those another
+# worker inserted (the INSERT waited for that worker and skipped them) and, for a second content of
+# one id in the same batch, the row this very statement inserted for the first content. Both are
+# reported busy and retried later, when the ledger can tell which content it holds.
 
 _OUTCOME_SQL = """
 WITH progress AS (
@@ -103,7 +127,7 @@ updated AS (
         lease_expires_at = NULL
     FROM progress AS p
     WHERE l.submission_id = p.submission_id AND l.lease_owner = :owner
-    RETURNING 1
+    RETURNING l.submission_id
 ),
 heartbeat AS (
     INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size)
@@ -111,19 +135,43 @@ heartbeat AS (
     ON CONFLICT (worker_id) DO UPDATE
         SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size
 )
-SELECT count(*) FROM updated
+SELECT submission_id::text FROM updated
 """
 
-_CLEANUP_SQL = """
-WITH deleted AS (
-    DELETE FROM submission_ledger
+_DELETE_EXPIRED_SQL = """
+WITH doomed AS (
+    SELECT submission_id
+    FROM submission_ledger
     WHERE first_seen_at < now() - make_interval(days => :days)
       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+    ORDER BY first_seen_at
+    LIMIT :chunk
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    DELETE FROM submission_ledger AS l USING doomed AS d WHERE l.submission_id = d.submission_id
     RETURNING 1
-), beats AS (
-    DELETE FROM processor_heartbeat WHERE last_batch_at < now() - make_interval(days => :days)
 )
 SELECT count(*) FROM deleted
+"""
+# One bounded chunk, oldest first (the first_seen_at index finds them), skipping rows another session
+# holds: a chunk's cost does not grow with the backlog, so it fits a statement timeout whatever the
+# table holds, and an earlier chunk still running on the server (its client gone after a timeout)
+# only makes the next one skip its rows.
+
+_DELETE_STALE_HEARTBEATS_SQL = """
+WITH deleted AS (
+    DELETE FROM processor_heartbeat WHERE last_batch_at < now() - make_interval(days => :days) RETURNING 1
+)
+SELECT count(*) FROM deleted
+"""
+
+
+LEDGER_TABLES = ("processor_heartbeat", "submission_ledger")
+"""The tables the processor reads and writes (created by the migrations)."""
+
+_MISSING_TABLES_SQL = """
+SELECT t FROM unnest(CAST(:tables AS text[])) AS t WHERE to_regclass(t) IS NULL ORDER BY t
 """
 
 
@@ -135,14 +183,32 @@ class Ledger:
         connections: ConnectionProvider,
         *,
         on_statement: Callable[[str, float], None] | None = None,
+        statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_MS / 1000,
     ) -> None:
         self._connections = connections
         self._on_statement = on_statement
+        self._statement_timeout = statement_timeout_seconds
         self.statements = 0
         """Statements sent since creation (round trips; tests and benchmarks read it)."""
 
-    def claim(self, requests: Sequence[ClaimRequest], *, owner: str, lease_seconds: float) -> dict[str, Claim]:
-        """Claim a batch of distinct submissions in one statement; return the answer for each id."""
+    def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        *,
+        owner: str,
+        lease_seconds: float,
+        budget: Budget | None = None,
+    ) -> dict[ClaimKey, Claim]:
+        """Claim a batch of submissions in one statement; return the answer for each (id, digest).
+
+        Two contents of one id are two keys: the content the ledger already holds is claimed (or found
+        completed), the other is a conflict; when the ledger holds neither, one is claimed and the
+        other is busy, so no copy is ever decided against another copy of the same batch.
+        """
+        # One canonical order for every batch: two workers claiming the same new ids take their row
+        # locks in the same order, so they queue behind each other instead of deadlocking. The sort
+        # is stable: of two new contents of one id, the batch's first is inserted (and claimed).
+        requests = sorted({request.key: request for request in requests}.values(), key=lambda r: r.submission_id)
         if not requests:
             return {}
         rows = self._run(
@@ -154,34 +220,64 @@ class Ledger:
             counts=[request.event_count for request in requests],
             owner=owner,
             lease_seconds=float(lease_seconds),
+            budget=budget,
         )
-        return {row[0]: Claim(ClaimStatus(row[1]), row[2]) for row in rows}
+        return {(row[0], bytes(row[1])): Claim(ClaimStatus(row[2]), row[3]) for row in rows}
 
-    def record_outcome(self, published: Mapping[str, int], *, owner: str, worker: str, batch_size: int) -> int:
+    def record_outcome(
+        self,
+        published: Mapping[str, int],
+        *,
+        owner: str,
+        worker: str,
+        batch_size: int,
+        budget: Budget | None = None,
+    ) -> set[str]:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
-        Also writes this worker's heartbeat. Returns the number of ledger rows updated; a row whose
-        lease another worker took over meanwhile is left alone.
+        Also writes this worker's heartbeat. Returns the ids whose rows this owner wrote: a row whose
+        lease another worker took over meanwhile is left alone, and its submission is that worker's
+        to finish and acknowledge (fencing).
         """
+        ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
             "outcome",
             _OUTCOME_SQL,
-            ids=list(published),
-            published=list(published.values()),
+            ids=[submission_id for submission_id, _ in ordered],
+            published=[count for _, count in ordered],
             owner=owner,
             worker=worker,
             batch_size=batch_size,
+            budget=budget,
         )
+        return {row[0] for row in rows}
+
+    def record_heartbeat(self, *, worker: str, batch_size: int, budget: Budget | None = None) -> None:
+        """Write this worker's heartbeat alone (a batch with nothing to claim), in one statement."""
+        self.record_outcome({}, owner="", worker=worker, batch_size=batch_size, budget=budget)
+
+    def delete_expired_chunk(self, retention_days: int, *, limit: int, budget: Budget | None = None) -> int:
+        """Delete at most ``limit`` rows first seen more than ``retention_days`` ago (never one under a
+        live lease); return how many. Never re-sent: after a timeout the first one may still be running
+        on the server, so the caller decides what comes next."""
+        rows = self._run("cleanup", _DELETE_EXPIRED_SQL, days=retention_days, chunk=limit, budget=budget, resend=False)
         return int(rows[0][0])
 
-    def delete_expired(self, retention_days: int) -> int:
-        """Delete rows first seen more than ``retention_days`` ago (never a live lease)."""
-        rows = self._run("cleanup", _CLEANUP_SQL, days=retention_days)
+    def delete_stale_heartbeats(self, retention_days: int, *, budget: Budget | None = None) -> int:
+        """Delete the heartbeats of processors silent for more than ``retention_days``; return how many."""
+        rows = self._run(
+            "cleanup_heartbeats", _DELETE_STALE_HEARTBEATS_SQL, days=retention_days, budget=budget, resend=False
+        )
         return int(rows[0][0])
 
     def ping(self) -> None:
         """A trivial query: is the ledger reachable?"""
         self._run("ping", "SELECT 1")
+
+    def missing_tables(self) -> list[str]:
+        """The ledger's tables this database does not have (none once the migrations ran), by name."""
+        rows = self._run("schema", _MISSING_TABLES_SQL, tables=list(LEDGER_TABLES))
+        return [str(row[0]) for row in rows]
 
     def last_heartbeat_age_seconds(self) -> float | None:
         """Seconds since any processor last recorded a batch, or None if none ever did."""
@@ -192,19 +288,52 @@ class Ledger:
         value = rows[0][0]
         return None if value is None else float(value)
 
-    def _run(self, name: str, sql: str, **params: Any) -> list[list[Any]]:
-        """Run one statement; on a dead connection, reconnect once and re-send it (it is idempotent)."""
+    def close(self) -> None:
+        """Close the connection (a new one is opened if the ledger is used again)."""
+        self._connections.discard()
+
+    def statement_allowance(self, budget: Budget | None, *, connecting: bool) -> float:
+        """Seconds the next statement may take, connecting first when ``connecting``: the statement
+        timeout, or the budget when that is shorter. Raises BudgetExhausted when that is too little
+        to be worth trying (less than the floor for a statement, or for a reconnect and a statement)."""
+        allowance = self._statement_timeout if budget is None else min(self._statement_timeout, budget())
+        floor = (RECONNECT_FLOOR_MS if connecting else STATEMENT_FLOOR_MS) / 1000
+        if allowance < floor:
+            action = "reconnect for" if connecting else "send"
+            raise BudgetExhausted(f"{allowance:.3f} s left: too little to {action} a ledger statement")
+        return allowance
+
+    def _run(
+        self, name: str, sql: str, *, budget: Budget | None = None, resend: bool = True, **params: Any
+    ) -> list[list[Any]]:
+        """Run one statement within its allowance; on a dead connection, reconnect once and re-send it
+        (the statements are idempotent) when ``resend`` and the budget can hold a reconnect.
+
+        Only a connection failure costs the connection: after any other error (a constraint, a
+        deadlock) the session is back at ready-for-query and stays in use.
+        """
+        failure: BaseException | None = None
         for attempt in (1, 2):
+            try:
+                allowance = self.statement_allowance(budget, connecting=not self._connections.ready)
+            except BudgetExhausted as exhausted:
+                if failure is None:
+                    raise
+                raise failure from exhausted  # the reconnect was skipped: the failure stands
+            ends_at = time.monotonic() + allowance
             started = time.perf_counter()
             try:
+                connection = self._connections.get(timeout_seconds=allowance)
+                set_statement_timeout(connection, ends_at - time.monotonic())
                 self.statements += 1
-                rows = self._connections.get().run(sql, **params)
+                rows = connection.run(sql, **params)
             except Exception as error:
-                # Drop the connection after any error: a failover or proxy error is often followed
-                # by a dead socket, and a fresh connection is cheap next to a wrong answer.
-                self._connections.discard()
-                if attempt == 2 or not is_connection_failure(error):
+                if not is_connection_failure(error):
                     raise
+                self._connections.discard()
+                if attempt == 2 or not resend:
+                    raise
+                failure = error
                 continue
             if self._on_statement is not None:
                 self._on_statement(name, time.perf_counter() - started)

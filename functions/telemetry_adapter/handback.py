@@ -1,0 +1,110 @@
+"""Hand a message that made progress back to the queue as a fresh copy (guarantee 7).
+
+Order forces one PutRecords call per event of a submission, so a submission of thousands of events
+can need several invocations. Reported as a batch item failure, each of those would count one
+receive towards the dead-letter queue although the submission is moving forward. Instead, when the
+time budget stops a message whose published prefix grew (and the ledger recorded it), the processor
+sends a copy of its body to the queue and acknowledges the original: the copy starts with a fresh
+receive count, and the ledger makes it safe (it resumes at the recorded prefix; were the original
+redelivered as well, the second copy is suppressed as a duplicate).
+
+One ``SendMessageBatch`` per ten copies, so a batch's I/O stays per batch. A copy that SQS did not
+take is reported as a failure instead, exactly as without a hand-back. The SQS client honours
+``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_SQS`` (boto3 reads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from telemetry_adapter.errors import error_code
+from telemetry_adapter.time_budget import HANDBACK_CONNECT_TIMEOUT_SECONDS, HANDBACK_READ_TIMEOUT_SECONDS
+
+MAX_ENTRIES_PER_CALL = 10
+MAX_BYTES_PER_CALL = 1024 * 1024
+"""SendMessageBatch's limits: ten messages, 1 MiB of payload in all."""
+HANDED_BACK_FROM = "HandedBackFrom"
+"""Message attribute on every copy: the id of the message it continues (for operators reading a queue)."""
+
+
+class SqsClient(Protocol):
+    """The one SQS operation the hand-back uses (a boto3 client)."""
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A message to hand back: its id and its body, sent again unchanged."""
+
+    message_id: str
+    body: str
+
+
+class QueueHandBack:
+    """Sends copies to the queue the processor reads (``QUEUE_URL``)."""
+
+    def __init__(self, client: SqsClient, queue_url: str) -> None:
+        self._client = client
+        self.queue_url = queue_url
+
+    def send(self, copies: Sequence[Copy]) -> tuple[set[str], dict[str, str]]:
+        """Send every copy; return the message ids SQS took and, for the others, the error code."""
+        taken: set[str] = set()
+        errors: dict[str, str] = {}
+        for group in _groups(copies):
+            entries = [
+                {
+                    "Id": str(index),
+                    "MessageBody": copy.body,
+                    "MessageAttributes": {HANDED_BACK_FROM: {"DataType": "String", "StringValue": copy.message_id}},
+                }
+                for index, copy in enumerate(group)
+            ]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as error:  # the whole call failed: none of these copies exists
+                errors.update((copy.message_id, error_code(error)) for copy in group)
+                continue
+            successful = {entry.get("Id") for entry in response.get("Successful", [])}
+            failed = {entry.get("Id"): str(entry.get("Code", "Failed")) for entry in response.get("Failed", [])}
+            for index, copy in enumerate(group):
+                if str(index) in successful and str(index) not in failed:
+                    taken.add(copy.message_id)
+                else:
+                    errors[copy.message_id] = failed.get(str(index), "NotAcknowledged")
+        return taken, errors
+
+
+def sqs_client() -> SqsClient:
+    """A boto3 SQS client with short timeouts and no retries: a hand-back that fails is a failure
+    reported to SQS, which redelivers the original; waiting longer could cost the whole invocation."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"total_max_attempts": 1},
+        connect_timeout=HANDBACK_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=HANDBACK_READ_TIMEOUT_SECONDS,
+    )
+    return cast(SqsClient, boto3.client("sqs", config=config))
+
+
+def _groups(copies: Sequence[Copy]) -> list[list[Copy]]:
+    """Copies in request-sized groups (at most ten, at most 1 MiB of bodies; a larger one alone)."""
+    groups: list[list[Copy]] = []
+    current: list[Copy] = []
+    size = 0
+    for copy in copies:
+        # SQS counts the attributes into the request size: name, type and value.
+        body_size = len(copy.body.encode("utf-8")) + len(HANDED_BACK_FROM) + len("String") + len(copy.message_id)
+        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + body_size > MAX_BYTES_PER_CALL):
+            groups.append(current)
+            current, size = [], 0
+        current.append(copy)
+        size += body_size
+    if current:
+        groups.append(current)
+    return groups
