@@ -21,8 +21,9 @@ trips on the wire (:func:`wire_round_trips`).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import pg8000.native
@@ -44,7 +45,7 @@ from pg8000.core import (
 from pg8000.exceptions import InterfaceError
 
 from bench.pgproxy import latency_proxy
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider, Connector, DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from telemetry_adapter.submission import Submission
 
@@ -124,7 +125,7 @@ class OneTripConnection(pg8000.native.Connection):  # type: ignore[misc]  # pg80
         return bytes(body)
 
 
-def connect_one_trip(settings: DatabaseSettings) -> OneTripConnection:
+def connect_one_trip(settings: DatabaseSettings, timeout_seconds: float | None = None) -> OneTripConnection:
     """A :class:`OneTripConnection` opened the ledger's own way (``DatabaseSettings.connect``: URL or IAM
     token, TLS as configured).
 
@@ -132,29 +133,29 @@ def connect_one_trip(settings: DatabaseSettings) -> OneTripConnection:
     than repeat the connection arguments. In the ledger itself ``DatabaseSettings.connect`` would build
     ``OneTripConnection`` directly, with the same arguments, and set ``TCP_NODELAY`` there.
     """
-    connection = settings.connect()
+    connection = settings.connect(timeout_seconds)
     connection.__class__ = OneTripConnection
     disable_nagle(connection)
     return cast(OneTripConnection, connection)
 
 
-def nodelay_connect(database_url: str) -> Callable[[], Any]:
+def nodelay_connect(database_url: str) -> Connector:
     """pg8000's own connection (three round trips per statement) with ``TCP_NODELAY`` set: the socket
     option's share of the gain, measured on its own."""
     settings = DatabaseSettings.from_url(database_url)
 
-    def connect() -> Any:
-        connection = settings.connect()
+    def connect(timeout_seconds: float | None = None) -> Any:
+        connection = settings.connect(timeout_seconds)
         disable_nagle(connection)
         return connection
 
     return connect
 
 
-def one_trip_connect(database_url: str) -> Callable[[], OneTripConnection]:
+def one_trip_connect(database_url: str) -> Connector:
     """What a ``ConnectionProvider`` calls to open a one-trip connection to ``database_url``."""
     settings = DatabaseSettings.from_url(database_url)
-    return lambda: connect_one_trip(settings)
+    return partial(connect_one_trip, settings)
 
 
 def one_trip_ledger(database_url: str) -> Ledger:
@@ -182,7 +183,7 @@ def wire_round_trips(database_url: str, submissions: Sequence[Submission], *, on
     """
     with latency_proxy(database_url, 0.0) as proxy:
         settings = DatabaseSettings.from_url(proxy.url)
-        connect = (lambda: connect_one_trip(settings)) if one_trip else settings.connect
+        connect: Connector = partial(connect_one_trip, settings) if one_trip else settings.connect
         provider = ConnectionProvider(connect)
         ledger = Ledger(provider)
         try:
