@@ -31,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
 
 
+_LOCALHOST = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
 _CHUNK = 65_536
 _POLL_SECONDS = 0.2
 _SOCKET_TIMEOUT_SECONDS = 10
@@ -39,25 +40,12 @@ _SOCKET_TIMEOUT_SECONDS = 10
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A throwaway key and self-signed certificate for ``localhost``; return (cert, key) paths."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
+        _valid_for_an_hour(_LOCALHOST, _LOCALHOST, key)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = directory / "server.crt", directory / "server.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    return _written(directory / "server.crt", certificate), _written_key(directory / "server.key", key)
 
 
 @dataclass
@@ -108,17 +96,10 @@ def authority_and_server_certificate(directory: Path) -> tuple[Path, Path, Path]
     """A throwaway certificate authority and a certificate for ``localhost`` it signed; return the
     paths of (authority certificate, server certificate, server key). Trusting the authority (for
     instance through ``SSL_CERT_FILE``) makes the server pass ``verify-full``."""
-    now = datetime.datetime.now(datetime.UTC)
     authority_key = ec.generate_private_key(ec.SECP256R1())
     authority_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "telemetry adapter test authority")])
     authority = (
-        x509.CertificateBuilder()
-        .subject_name(authority_name)
-        .issuer_name(authority_name)
-        .public_key(authority_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
+        _valid_for_an_hour(authority_name, authority_name, authority_key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_usage(certificate_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(authority_key.public_key()), critical=False)
@@ -126,13 +107,7 @@ def authority_and_server_certificate(directory: Path) -> tuple[Path, Path, Path]
     )
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(authority_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
+        _valid_for_an_hour(_LOCALHOST, authority_name, server_key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(certificate_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -141,15 +116,39 @@ def authority_and_server_certificate(directory: Path) -> tuple[Path, Path, Path]
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key.public_key()), critical=False)
         .sign(authority_key, hashes.SHA256())
     )
-    paths = directory / "authority.crt", directory / "localhost.crt", directory / "localhost.key"
-    paths[0].write_bytes(authority.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    return (
+        _written(directory / "authority.crt", authority),
+        _written(directory / "localhost.crt", server),
+        _written_key(directory / "localhost.key", server_key),
     )
-    return paths
+
+
+def _valid_for_an_hour(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateBuilder:
+    """A certificate for ``key``'s public half, valid from five minutes ago for an hour."""
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+    )
+
+
+def _written(path: Path, certificate: x509.Certificate) -> Path:
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def _written_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
 
 
 def _usage(*, certificate_sign: bool) -> x509.KeyUsage:
