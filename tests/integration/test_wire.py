@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devkit.pgproxy import LatencyProxy, frontend_messages, latency_proxy
+from devkit.postgres import fresh_database
 from health.operations import SubmissionLookup
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, is_connection_failure
-from telemetry_adapter.ledger.migrations import apply_migrations
+from telemetry_adapter.ledger.migrations import apply_migrations, available_migrations
 from telemetry_adapter.ledger.repository import ClaimRequest, ClaimStatus, Ledger
 from telemetry_adapter.ledger.wire import OneTripConnection, set_nodelay
 
@@ -246,16 +247,24 @@ def test_a_connection_cut_mid_exchange_is_a_connection_failure_and_the_ledger_re
         provider.discard()
 
 
-def test_the_simple_query_protocol_is_pg8000s_own(clean_database: str) -> None:
-    with latency_proxy(clean_database, 0.0, record=True) as proxy:
+def test_the_simple_query_protocol_and_the_migrations_are_pg8000s_own(database_url: str) -> None:
+    with fresh_database(database_url, migrate=False) as empty, latency_proxy(empty, 0.0, record=True) as proxy:
         connection = DatabaseSettings.from_url(proxy.url).connect()
         try:
             assert proxy.sent is not None
             start = len(proxy.sent)
             assert connection.run("SELECT 1; SELECT 2") == [[1], [2]]  # two statements: only the simple query
-            assert connection.execute_simple("SELECT 3").rows == [[3]]
-            assert [code for code, _ in frontend_messages(proxy.sent[start:])] == [b"Q", b"Q"]
-            assert apply_migrations(connection) == []  # the session database is migrated already
+            assert [code for code, _ in frontend_messages(proxy.sent[start:])] == [b"Q"]
+            start = len(proxy.sent)
+            applied = apply_migrations(connection)
+            assert applied == [migration.version for migration in available_migrations()]
+            sent = frontend_messages(proxy.sent[start:])
+            scripts = [body for code, body in sent if code == b"Q" and b"CREATE TABLE submission_ledger" in body]
+            assert len(scripts) == 1  # the first migration's script went whole, by the simple query protocol
+            assert not any(b"submission_ledger" in body for code, body in sent if code == b"P")
+            assert connection.run(
+                "SELECT count(*) FROM submission_ledger WHERE event_count > CAST(:n AS int)", n=0
+            ) == [[0]]
         finally:
             connection.close()
 
