@@ -4,14 +4,15 @@
 decorators included) on a Lambda-shaped event, built from the environment like a warm Lambda;
 ``handler_concurrent`` is ``handle_batch`` on the same wiring with ``PUBLISH_CONCURRENCY=4`` (the
 deployed default; see :data:`bench.stack.HANDLER_ENV` for why the main case uses 1);
-``handler_one_trip`` is the same handler with its ledger on :class:`bench.one_trip.OneTripConnection`
-(one round trip per statement instead of pg8000's three); ``floor`` and ``floor_unordered`` are the
-I/O floor (:mod:`bench.floor`); ``powertools`` is the Powertools idempotency idiom (:mod:`bench.idiom`).
-``ledger``, ``ledger_nodelay`` and ``ledger_one_trip`` are the ledger's two statements alone (claim
-and outcome, through ``Ledger``), on pg8000's connection as it is, with only ``TCP_NODELAY`` set, and
-on the one-trip connection (which sets it too): the difference the driver change makes, and each
-part's share, without the rest of the batch around it. All of them use the same database server and the
-same moto backend.
+``handler_pg8000_default`` is the same handler with its ledger on pg8000's own connection (three round
+trips per statement, Nagle's algorithm on: :mod:`bench.pg8000_default`) instead of the ledger's
+one-trip connection; ``floor`` and ``floor_unordered`` are the I/O floor (:mod:`bench.floor`), on the
+ledger's connection; ``powertools`` is the Powertools idempotency idiom (:mod:`bench.idiom`).
+``ledger``, ``ledger_pg8000_default`` and ``ledger_nodelay`` are the ledger's two statements alone
+(claim and outcome, through ``Ledger``): on the ledger's connection, on pg8000's as it is, and on
+pg8000's with only ``TCP_NODELAY`` set: the difference the connection makes, and each part's share,
+without the rest of the batch around it. All of them use the same database server and the same moto
+backend.
 
 There is no "naive" case (one SQL statement and one PutRecords call per message): it would have the
 idiom's per-message shape with a store nobody would pick for it, so it would tell nothing the idiom
@@ -29,11 +30,18 @@ import boto3
 from bench.floor import Floor
 from bench.idiom import build_idiom
 from bench.latency import DYNAMODB_EVENT, PUT_RECORDS_EVENT, OperationCounter, attach, delay_calls
-from bench.one_trip import WireTrips, nodelay_connect, one_trip_connect, one_trip_ledger, wire_round_trips
+from bench.pg8000_default import (
+    WireTrips,
+    nodelay_connect,
+    pg8000_default_connect,
+    pg8000_default_ledger,
+    product_connect,
+    wire_round_trips,
+)
 from bench.stack import CONCURRENT_PUBLISH, IDEMPOTENCY_TABLE, REGION, STREAM, Stack
 from bench.workload import Batch
 from devkit.lambda_shapes import LambdaContext
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 
 if TYPE_CHECKING:
@@ -42,13 +50,13 @@ if TYPE_CHECKING:
 CASES = (
     "handler",
     "handler_concurrent",
-    "handler_one_trip",
+    "handler_pg8000_default",
     "floor",
     "floor_unordered",
     "powertools",
     "ledger",
+    "ledger_pg8000_default",
     "ledger_nodelay",
-    "ledger_one_trip",
 )
 _TIMEOUT_MS = 900_000  # Lambda's maximum: the benchmark measures work, not the deadline
 _COUNTER_ID = "bench-count-idiom"
@@ -71,9 +79,9 @@ class RoundTrips:
     events: int
     events_published: int
     wire: WireTrips
-    """SQL round trips per statement on the wire, as pg8000 sends them."""
-    wire_one_trip: WireTrips
-    """The same statements sent by :class:`bench.one_trip.OneTripConnection`."""
+    """SQL round trips per statement on the wire, as the ledger's connection sends them."""
+    wire_pg8000_default: WireTrips
+    """The same statements sent by pg8000's own connection."""
     powertools_dynamodb_writes: int | None
     """None where the idiom does not run (above ``--powertools-max``)."""
     powertools_dynamodb_reads: int | None
@@ -90,7 +98,7 @@ class RoundTrips:
             "ledger_statements": self.ledger_statements,
             "sql_round_trips_per_statement": self.wire.per_batch / 2,
             "sql_round_trips": self.wire.per_batch,
-            "sql_round_trips_one_trip": self.wire_one_trip.per_batch,
+            "sql_round_trips_pg8000_default": self.wire_pg8000_default.per_batch,
             "putrecords_calls": self.putrecords_calls,
             "putrecords_calls_packing": self.putrecords_calls_packing,
             "putrecords_calls_lower_bound": self.putrecords_calls_lower_bound,
@@ -126,17 +134,17 @@ class Runner:
         self._handle_batch = handler.handle_batch
         self._pipeline = default_pipeline
         self._concurrent = _concurrent_pipeline()
-        self._one_trip = _one_trip_pipeline(stack.database_url)
+        self._pg8000_default = _pg8000_default_pipeline(stack.database_url)
         from local_stack.invocation import lambda_style_handler
 
-        self._one_trip_handler = lambda_style_handler(self._one_trip)
+        self._pg8000_default_handler = lambda_style_handler(self._pg8000_default)
         self._idiom = build_idiom(IDEMPOTENCY_TABLE, boto3.client("kinesis", region_name=REGION), STREAM)
         if stack.network is not None:
             delay_calls(self._idiom.dynamodb, stack.network.dynamodb)
         self._ledgers = {
-            "ledger": ConnectionProvider(DatabaseSettings.from_url(stack.database_url).connect),
+            "ledger": ConnectionProvider(product_connect(stack.database_url)),
+            "ledger_pg8000_default": ConnectionProvider(pg8000_default_connect(stack.database_url)),
             "ledger_nodelay": ConnectionProvider(nodelay_connect(stack.database_url)),
-            "ledger_one_trip": ConnectionProvider(one_trip_connect(stack.database_url)),
         }
         self._idiom_calls = OperationCounter()
         attach(self._idiom.dynamodb, DYNAMODB_EVENT, self._idiom_calls, _COUNTER_ID)
@@ -151,7 +159,7 @@ class Runner:
         self._connection.close()
         for provider in self._ledgers.values():
             provider.discard()
-        for pipeline in (self._pipeline(), self._concurrent, self._one_trip):
+        for pipeline in (self._pipeline(), self._concurrent, self._pg8000_default):
             pipeline.publisher.close()
         self._pipeline.cache_clear()
 
@@ -161,8 +169,8 @@ class Runner:
             return _checked(self._handler, batch)
         if case == "handler_concurrent":
             return _checked(lambda event, context: self._handle_batch(event, context, self._concurrent), batch)
-        if case == "handler_one_trip":
-            return _checked(self._one_trip_handler, batch)
+        if case == "handler_pg8000_default":
+            return _checked(self._pg8000_default_handler, batch)
         if case in ("floor", "floor_unordered"):
             return Floor(self._connection, self._stack.kinesis, STREAM, batch, ordered=case == "floor")
         if case == "powertools":
@@ -195,9 +203,9 @@ class Runner:
 
         statements = pipeline.ledger.statements - before
         self._stack.reset(batch.size)
-        wire = wire_round_trips(self._stack.database_url, batch.submissions, one_trip=False)
+        wire = wire_round_trips(self._stack.database_url, batch.submissions, product_connect)
         self._stack.reset(batch.size)
-        wire_one_trip = wire_round_trips(self._stack.database_url, batch.submissions, one_trip=True)
+        wire_pg8000_default = wire_round_trips(self._stack.database_url, batch.submissions, pg8000_default_connect)
         writes, reads, idiom_puts = self._count_idiom(batch) if count_idiom else (None, None, None)
         return RoundTrips(
             ledger_statements=statements,
@@ -207,7 +215,7 @@ class Runner:
             events=batch.event_count,
             events_published=report.events_published,
             wire=wire,
-            wire_one_trip=wire_one_trip,
+            wire_pg8000_default=wire_pg8000_default,
             powertools_dynamodb_writes=writes,
             powertools_dynamodb_reads=reads,
             powertools_putrecords_calls=idiom_puts,
@@ -269,8 +277,8 @@ def _concurrent_pipeline() -> BatchPipeline:
     return build_pipeline(Settings.from_env({**os.environ, "PUBLISH_CONCURRENCY": str(CONCURRENT_PUBLISH)}))
 
 
-def _one_trip_pipeline(database_url: str) -> BatchPipeline:
-    """The runtime's wiring with the ledger on one-trip connections."""
+def _pg8000_default_pipeline(database_url: str) -> BatchPipeline:
+    """The runtime's wiring with the ledger on pg8000's own connection."""
     from telemetry_adapter.config import Settings
     from telemetry_adapter.pipeline import BatchPipeline
     from telemetry_adapter.publisher import OrderedPublisher
@@ -278,4 +286,4 @@ def _one_trip_pipeline(database_url: str) -> BatchPipeline:
 
     settings = Settings.from_env()
     publisher = OrderedPublisher(kinesis_client(), settings.stream_name, settings.publish)
-    return BatchPipeline(settings, one_trip_ledger(database_url), publisher)
+    return BatchPipeline(settings, pg8000_default_ledger(database_url), publisher)

@@ -12,7 +12,7 @@ from bench.report import Results
 _SERIES = (
     ("handler_ms", "handler", "-o"),
     ("handler_concurrent_ms", "handler, PUBLISH_CONCURRENCY=4", ":o"),
-    ("handler_one_trip_ms", "handler, one SQL round trip per statement", "-.o"),
+    ("handler_pg8000_default_ms", "handler on pg8000's default exchange (3 SQL round trips per statement)", "-.o"),
     ("floor_ms", "I/O floor (ordered)", "-s"),
     ("floor_unordered_ms", "I/O floor (unordered)", ":s"),
     ("powertools_ms", "Powertools idiom (idempotent_function on DynamoDB, 1 PutRecords per message)", "--^"),

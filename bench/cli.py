@@ -6,7 +6,7 @@ rotated each run, so a noisy neighbour slows all cases alike; figures are median
 Two network modes, one after the other on the same database and moto backend: ``loopback`` (no
 latency: our own overhead against the I/O floor) and ``modelled`` (an assumed round-trip time on
 every PutRecords call, SQL round trip and DynamoDB call, for every case alike: what the comparison
-with the Powertools idiom means in AWS). See :mod:`bench.latency` and :mod:`bench.pgproxy`.
+with the Powertools idiom means in AWS). See :mod:`bench.latency` and :mod:`devkit.pgproxy`.
 
 No run writes a tracked file: the chart goes to ``build/`` unless ``--publish`` copies it into the
 docs as well.

@@ -20,8 +20,8 @@ import pg8000.native
 from moto import mock_aws
 
 from bench.latency import CallDelay, NetworkModel, kinesis_latency
-from bench.pgproxy import LatencyProxy, latency_proxy
 from devkit.moto_fixes import serialised_moto_shards
+from devkit.pgproxy import LatencyProxy, latency_proxy
 from devkit.postgres import provisioned_database
 from telemetry_adapter.ledger.connection import DatabaseSettings
 
@@ -172,7 +172,7 @@ def modelled_network(stack: Stack, model: NetworkModel) -> Iterator[Stack]:
     """The same database and moto backend behind the modelled latency, for every case alike.
 
     PutRecords calls of every client created inside the block wait ``model.kinesis_rtt_ms``
-    (:mod:`bench.latency`); ``DATABASE_URL`` points at a delaying proxy (:mod:`bench.pgproxy`), so the
+    (:mod:`bench.latency`); ``DATABASE_URL`` points at a delaying proxy (:mod:`devkit.pgproxy`), so the
     handler's pipeline, built after this, and the bench's own connection (floor) pay
     ``model.sql_rtt_ms`` per round trip; the idiom attaches ``network.dynamodb`` to its DynamoDB
     client. Resets stay on the direct admin connection and clients: never timed.

@@ -1,19 +1,19 @@
 """The modelled network's delays reach the clients they must and go away after; the SQL proxy counts round
-trips on the wire; the one-trip connection keeps pg8000's behaviour at one round trip per statement."""
+trips on the wire; the benchmark's comparison connections are pg8000's own exchange."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any
 
 import boto3
-import pytest
+import pg8000.native
 
 from bench.latency import DYNAMODB_EVENT, CallDelay, OperationCounter, attach, delay_calls, kinesis_latency
-from bench.one_trip import connect_one_trip, wire_round_trips
-from bench.pgproxy import latency_proxy
+from bench.pg8000_default import nodelay_connect, pg8000_default_connect, product_connect, wire_round_trips
 from bench.workload import make_batch
-from telemetry_adapter.ledger.connection import DatabaseSettings
+from devkit.pgproxy import latency_proxy
 from telemetry_adapter.runtime import kinesis_client
 
 RTT_MS = 40.0
@@ -76,7 +76,7 @@ def test_dynamodb_delay_and_counts_stay_on_their_client(aws: None) -> None:
 
 def test_sql_proxy_counts_three_round_trips_per_pg8000_statement(database_url: str) -> None:
     with latency_proxy(database_url, RTT_MS) as proxy:
-        connection = DatabaseSettings.from_url(proxy.url).connect()
+        connection = pg8000_default_connect(proxy.url)()
         try:
             before = proxy.round_trips
             rows = connection.run("SELECT CAST(:x AS int) + 1", x=41)
@@ -90,33 +90,24 @@ def test_sql_proxy_counts_three_round_trips_per_pg8000_statement(database_url: s
     assert not any(thread.name.startswith("pgproxy") and thread.is_alive() for thread in threading.enumerate())
 
 
-def test_one_trip_connection_sends_a_statement_in_one_round_trip(database_url: str) -> None:
-    hostile = "x'); DROP TABLE submission_ledger; --"
-    with latency_proxy(database_url, 0.0) as proxy:
-        connection = connect_one_trip(DatabaseSettings.from_url(proxy.url))
-        try:
-            before = proxy.round_trips
-            rows = connection.run(
-                "SELECT CAST(:x AS int) + 1, CAST(:text AS text), CAST(:none AS text), CAST(:ids AS uuid[])",
-                x=41,
-                text=hostile,
-                none=None,
-                ids=["5d9f1c2e-8a3b-4c1d-9e2f-0a1b2c3d4e5f"],
-            )
-            assert proxy.round_trips - before == 1
-            assert rows[0][:3] == [42, hostile, None]  # the value travelled as a bound parameter, intact
-            assert str(rows[0][3][0]) == "5d9f1c2e-8a3b-4c1d-9e2f-0a1b2c3d4e5f"
-            with pytest.raises(Exception, match="invalid input syntax for type integer"):
-                connection.run("SELECT CAST(:x AS int)", x="not a number")
-            assert connection.run("SELECT CAST(:x AS int) * 2", x=21) == [[42]]  # still in step after the error
-            assert connection.run("SELECT 1") == [[1]]  # no parameters: pg8000's simple query
-        finally:
+def test_ledger_statements_cost_one_trip_on_the_ledgers_connection_and_three_on_pg8000s(clean_database: str) -> None:
+    ours = wire_round_trips(clean_database, make_batch(50, seed=11).submissions, product_connect)
+    assert (ours.claim, ours.outcome) == (1, 1)
+    default = wire_round_trips(clean_database, make_batch(50, seed=12).submissions, pg8000_default_connect)
+    assert (default.claim, default.outcome) == (3, 3)
+    nodelay = wire_round_trips(clean_database, make_batch(50, seed=13).submissions, nodelay_connect)
+    assert (nodelay.claim, nodelay.outcome) == (3, 3)  # the socket option alone changes no exchange
+
+
+def test_the_comparison_connections_differ_from_the_ledgers_only_where_intended(database_url: str) -> None:
+    connections = [connect() for connect in (pg8000_default_connect(database_url), nodelay_connect(database_url))]
+    try:
+        default, nodelay = connections
+        assert type(default) is type(nodelay) is pg8000.native.Connection  # pg8000's own exchange
+        if default._usock.family in (socket.AF_INET, socket.AF_INET6):  # a Unix socket has no Nagle
+            assert default._usock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            assert nodelay._usock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert default.run("SELECT CAST(:x AS int) + 1", x=41) == nodelay.run("SELECT 42") == [[42]]
+    finally:
+        for connection in connections:
             connection.close()
-
-
-def test_ledger_statements_cost_three_trips_with_pg8000_and_one_with_the_prototype(clean_database: str) -> None:
-    submissions = make_batch(50, seed=11).submissions
-    today = wire_round_trips(clean_database, submissions, one_trip=False)
-    assert (today.claim, today.outcome) == (3, 3)
-    prototype = wire_round_trips(clean_database, make_batch(50, seed=12).submissions, one_trip=True)
-    assert (prototype.claim, prototype.outcome) == (1, 1)
