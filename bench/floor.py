@@ -1,9 +1,10 @@
 """The I/O floor: the minimal I/O the handler must do for a batch, sent directly with nothing else.
 
-The claim and outcome statements are the ledger's own SQL, sent straight through pg8000 with their
-parameters computed beforehand; the PutRecords calls carry the very records the handler builds,
-packed beforehand (:mod:`bench.packing`) and sent one after another. No decoding, no validation, no
-record building, no bookkeeping: everything the handler spends beyond this is our own overhead.
+The claim and outcome statements are the ledger's own SQL, sent straight through the ledger's
+connection (one round trip each) with their parameters computed beforehand; the PutRecords calls
+carry the very records the handler builds, packed beforehand (:mod:`bench.packing`) and sent one
+after another. No decoding, no validation, no record building, no bookkeeping: everything the
+handler spends beyond this is our own overhead.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ re-created, so each run starts from a fresh state and moto's memory does not gro
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +20,13 @@ import pg8000.native
 from moto import mock_aws
 
 from bench.latency import CallDelay, NetworkModel, kinesis_latency
-from bench.pgproxy import LatencyProxy, latency_proxy
 from devkit.moto_fixes import serialised_moto_shards
+from devkit.pgproxy import LatencyProxy, latency_proxy
 from devkit.postgres import provisioned_database
 from telemetry_adapter.ledger.connection import DatabaseSettings
 
 STREAM = "bench-events"
+IDEMPOTENCY_TABLE = "bench-idempotency"
 REGION = "us-east-1"
 MIN_SHARDS = 4
 MAX_SHARDS = 128
@@ -56,24 +59,30 @@ class ModelledNetwork:
     model: NetworkModel
     kinesis: CallDelay
     sql: LatencyProxy
+    dynamodb: CallDelay
+    """Attached to the idiom's own DynamoDB client (Powertools builds it from a session of its own)."""
 
 
 @dataclass
 class Stack:
-    """A migrated database and a moto Kinesis client, with the means to reset both between runs."""
+    """A migrated database, a moto Kinesis stream and DynamoDB table, with the means to reset them between runs."""
 
     database_url: str
     kinesis: Any
     _admin: pg8000.native.Connection
+    dynamodb: Any
     network: ModelledNetwork | None = None
     """The modelled latency the cases pay, or None on plain loopback."""
 
     def reset(self, messages: int = 0) -> None:
-        """Empty the ledger and re-create the stream sized for ``messages`` (never inside a timed region)."""
+        """Empty the ledger, re-create the stream sized for ``messages`` and the idempotency table (never timed)."""
         self._admin.run("TRUNCATE submission_ledger, processor_heartbeat")
         with contextlib.suppress(self.kinesis.exceptions.ResourceNotFoundException):
             self.kinesis.delete_stream(StreamName=STREAM, EnforceConsumerDeletion=True)
         self.kinesis.create_stream(StreamName=STREAM, ShardCount=shards_for(messages))
+        with contextlib.suppress(self.dynamodb.exceptions.ResourceNotFoundException):
+            self.dynamodb.delete_table(TableName=IDEMPOTENCY_TABLE)
+        create_idempotency_table(self.dynamodb)
 
     def stream_record_count(self) -> int:
         """Records the stream holds (reads moto's backend through the API; slow, for checks only)."""
@@ -84,6 +93,20 @@ class Stack:
     def connect(self) -> pg8000.native.Connection:
         """A new connection to the bench database."""
         return DatabaseSettings.from_url(self.database_url).connect()
+
+
+def create_idempotency_table(client: Any) -> None:
+    """The table the Powertools idempotency docs ask for: partition key ``id``, on-demand billing.
+
+    (Their TTL attribute, ``expiration``, only makes DynamoDB delete expired items; nothing here reads
+    it, so it is not set on moto.)
+    """
+    client.create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def shards_for(messages: int) -> int:
@@ -98,13 +121,33 @@ def shards_for(messages: int) -> int:
 
 
 @contextlib.contextmanager
+def handler_output_discarded() -> Iterator[None]:
+    """The handler's logs (one INFO line per batch at the deployed level) and EMF metrics go to stdout, as
+    in Lambda, where they cost the same; here they are written to ``os.devnull`` to keep the tables
+    readable. Powertools' warning about an invocation without metrics is silenced with them."""
+    from telemetry_adapter.observability import logger
+
+    handler = logger.registered_handler
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        saved = handler.setStream(sink) if isinstance(handler, logging.StreamHandler) else None
+        try:
+            yield
+        finally:
+            if saved is not None and isinstance(handler, logging.StreamHandler):
+                handler.setStream(saved)
+
+
+@contextlib.contextmanager
 def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
-    """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL``/``DATABASE_URL``
-    server, else embedded) and moto. The handler's environment is set for the duration only."""
+    """The database (``database_url``, else a fresh one on the ``TEST_DATABASE_URL`` server, else
+    embedded) and moto. The handler's environment is set, and its output discarded
+    (:func:`handler_output_discarded`), for the duration only."""
     saved = {name: os.environ.get(name) for name in [*HANDLER_ENV, "DATABASE_URL"]}
     os.environ.update(HANDLER_ENV)
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(handler_output_discarded())
             url = database_url or stack.enter_context(provisioned_database())
             stack.enter_context(mock_aws())
             # Concurrent PutRecords (handler_concurrent, more so with modelled latency) must not lose records.
@@ -112,7 +155,8 @@ def bench_stack(database_url: str | None = None) -> Iterator[Stack]:
             os.environ["DATABASE_URL"] = url
             admin = DatabaseSettings.from_url(url).connect()
             stack.callback(admin.close)
-            bench = Stack(url, boto3.client("kinesis", region_name=REGION), admin)
+            kinesis = boto3.client("kinesis", region_name=REGION)
+            bench = Stack(url, kinesis, admin, boto3.client("dynamodb", region_name=REGION))
             bench.reset()
             yield bench
     finally:
@@ -128,9 +172,10 @@ def modelled_network(stack: Stack, model: NetworkModel) -> Iterator[Stack]:
     """The same database and moto backend behind the modelled latency, for every case alike.
 
     PutRecords calls of every client created inside the block wait ``model.kinesis_rtt_ms``
-    (:mod:`bench.latency`); ``DATABASE_URL`` points at a delaying proxy (:mod:`bench.pgproxy`), so the
-    handler's pipeline, built after this, and the bench's own connection (floor, naive) pay
-    ``model.sql_rtt_ms`` per round trip. Resets stay on the direct admin connection: never timed.
+    (:mod:`bench.latency`); ``DATABASE_URL`` points at a delaying proxy (:mod:`devkit.pgproxy`), so the
+    handler's pipeline, built after this, and the bench's own connection (floor) pay
+    ``model.sql_rtt_ms`` per round trip; the idiom attaches ``network.dynamodb`` to its DynamoDB
+    client. Resets stay on the direct admin connection and clients: never timed.
     """
     saved_url = os.environ.get("DATABASE_URL")
     with kinesis_latency(model.kinesis_rtt_ms) as delay, latency_proxy(stack.database_url, model.sql_rtt_ms) as proxy:
@@ -140,7 +185,8 @@ def modelled_network(stack: Stack, model: NetworkModel) -> Iterator[Stack]:
                 proxy.url,
                 boto3.client("kinesis", region_name=REGION),
                 stack._admin,
-                ModelledNetwork(model, delay, proxy),
+                stack.dynamodb,
+                ModelledNetwork(model, delay, proxy, CallDelay(model.dynamodb_rtt_ms / 1000)),
             )
         finally:
             if saved_url is None:

@@ -1,7 +1,7 @@
 """The batches every case processes: realistic, valid submissions with ids never seen before.
 
 One :class:`Batch` is generated per (run, size) and given to every case in that run, so the handler,
-the floor and the naive design handle exactly the same bytes; the ledger is emptied between cases.
+the floor and the Powertools idiom handle exactly the same bytes; the ledger is emptied between cases.
 """
 
 from __future__ import annotations

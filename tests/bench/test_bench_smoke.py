@@ -1,10 +1,14 @@
-"""The bench machinery end to end on tiny batches, in both network modes: JSON keys, round trips as
-the ledger design and guarantee 2 require, and the modelled latency really paid by every case."""
+"""The bench machinery end to end on tiny batches, in both network modes: JSON keys, the calls each design
+costs (ledger statements and SQL round trips, PutRecords, the idiom's DynamoDB writes), the modelled
+latency really applied to every kind of call, costs, progress lines, and the one-submission case."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,79 +18,153 @@ from bench.packing import lower_bound, ordered_calls, unordered_calls
 from bench.workload import make_batch
 
 SIZES = (5, 20)
-KINESIS_RTT_MS = 10.0
-SQL_RTT_MS = 1.0
+LONG_EVENTS = 30
 
 
 @pytest.fixture(scope="module")
-def document(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def run(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
     out = tmp_path_factory.mktemp("bench")
     argv = [
         *("--sizes", ",".join(map(str, SIZES)), "--repeats", "1", "--large-repeats", "1"),
         *("--cpu-submissions", "30", "--cold-repeats", "1", "--memory-messages", "30"),
-        *("--modelled-repeats", "1", "--modelled-large-repeats", "1", "--kinesis-rtt-ms", str(KINESIS_RTT_MS)),
+        *("--modelled-repeats", "1", "--modelled-large-repeats", "1"),
+        *("--long-events", str(LONG_EVENTS), "--long-put-ms", "0"),
         *("--json", str(out / "bench.json"), "--chart", str(out / "bench.png")),
     ]
-    assert main(argv, database_url=database_url) == 0
+    progress = io.StringIO()
+    with contextlib.redirect_stderr(progress), contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv, database_url=database_url) == 0
     assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
     loaded: dict[str, Any] = json.loads((out / "bench.json").read_text())
-    return loaded
+    return loaded, progress.getvalue(), out
 
 
-def test_json_has_every_key_the_issue_lists(document: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def document(run: tuple[dict[str, Any], str, Path]) -> dict[str, Any]:
+    return run[0]
+
+
+def test_json_has_every_case_next_to_the_handler(document: dict[str, Any]) -> None:
     for size in SIZES:
         row = document["batch_sizes"][str(size)]
-        for key in ("handler_ms", "floor_ms", "floor_unordered_ms", "naive_ms"):
+        for key in ("handler_ms", "handler_pg8000_default_ms", "floor_ms", "floor_unordered_ms", "powertools_ms"):
             assert row[key] > 0, key
+        assert "naive_ms" not in row
     for key in ("cpu_ratio", "cold_start_ratio", "peak_rss_mib"):
         assert document[key] > 0, key
-    assert {check["figure"] for check in document["checks"]} >= {"handler import / import boto3"}
 
 
-def test_round_trips_match_the_contract(document: dict[str, Any]) -> None:
+def test_calls_per_batch_of_each_kind(document: dict[str, Any]) -> None:
     for size in SIZES:
-        assert document["ledger_statements_per_batch"][str(size)] == 2
         row = document["batch_sizes"][str(size)]
+        assert row["ledger_statements"] == 2
+        assert row["sql_round_trips"] == 2  # the ledger's connection: one exchange per statement
+        assert row["sql_round_trips_pg8000_default"] == 6  # pg8000's own: three per statement
+        # The idiom: a conditional PutItem and an UpdateItem per message, no reads, one PutRecords each.
+        assert row["powertools_dynamodb_writes"] == 2 * size
+        assert row["powertools_dynamodb_reads"] == 0
+        assert row["powertools_putrecords_calls"] == size
         # Tiny batches: one call per event position, so the longest submission sets the count exactly.
-        expected = document["putrecords_calls_lower_bound"][str(size)]
-        assert expected == row["putrecords_calls_packing"]
-        assert document["putrecords_calls_per_batch"][str(size)] == expected
+        assert row["putrecords_calls"] == row["putrecords_calls_packing"] == row["putrecords_calls_lower_bound"]
 
 
-def test_loopback_keys_stay_at_the_top_level(document: dict[str, Any]) -> None:
-    assert {"batch_sizes", "checks", "all_pass", "cpu_ratio", "putrecords_calls_per_batch"} <= document.keys()
-    assert "putrecords_calls_delayed" not in document["batch_sizes"]["20"]  # nothing modelled leaks in
-    figures = {check["figure"] for check in document["checks"]}
-    assert "handler / floor at 20" in figures
+def test_costs_are_itemised_and_stated(document: dict[str, Any]) -> None:
+    assumptions = document["cost_assumptions"]
+    assert assumptions["region"] == "us-east-1"
+    assert assumptions["throughput_submissions_per_second"] == 100
+    for size in SIZES:
+        cost = document["modelled_network"][str(size)]["cost_usd_per_million_submissions"]
+        assert cost["handler_total"] == pytest.approx(
+            cost["handler_lambda"] + cost["handler_postgres_rds"] + cost["kinesis_on_demand"]
+        )
+        assert cost["powertools_total"] == pytest.approx(
+            cost["powertools_lambda"] + cost["powertools_dynamodb"] + cost["kinesis_on_demand"]
+        )
+        # Two on-demand writes per submission at the stated price.
+        per_write = assumptions["dynamodb_on_demand_usd_per_million_writes"]
+        assert cost["powertools_dynamodb"] == pytest.approx(2 * per_write)
 
 
 def test_modelled_mode_reports_every_case_and_target(document: dict[str, Any]) -> None:
     modelled = document["modelled_network"]
-    assert modelled["kinesis_rtt_ms"] == KINESIS_RTT_MS
-    assert modelled["sql_rtt_ms"] == SQL_RTT_MS
+    assert (modelled["kinesis_rtt_ms"], modelled["sql_rtt_ms"], modelled["dynamodb_rtt_ms"]) == (10.0, 1.0, 5.0)
     for size in SIZES:
-        for key in ("handler_ms", "handler_concurrent_ms", "floor_ms", "floor_unordered_ms", "naive_ms"):
+        for key in ("handler_ms", "handler_concurrent_ms", "handler_pg8000_default_ms", "floor_ms", "powertools_ms"):
             assert modelled[str(size)][key] > 0, key
     targets = {check["figure"]: check for check in modelled["targets"]}
     assert targets["ledger statements per batch at 20"]["pass"] is True
     assert "cpu / bare decode+parse+serialise" not in targets  # no I/O: measured once, in loopback
+    loopback = {check["figure"]: check for check in document["checks"]}
+    assert loopback["Powertools idiom / handler at 1,000"]["informational"] is True
 
 
-def test_modelled_delay_is_really_applied(document: dict[str, Any]) -> None:
+def test_modelled_delay_is_applied_to_every_kind_of_call(document: dict[str, Any]) -> None:
     modelled = document["modelled_network"]
-    rtt = KINESIS_RTT_MS
     for size in SIZES:
-        row, loopback = modelled[str(size)], document["batch_sizes"][str(size)]
-        # Every PutRecords call and every SQL round trip of the handler's pipeline was delayed.
+        row = modelled[str(size)]
         assert row["putrecords_calls_delayed"] == row["putrecords_calls"]
-        assert row["sql_round_trips_delayed"] == 3 * row["ledger_statements"]
-        # Naive: one PutRecords per message, each waiting one RTT; the sequential cases wait per call.
-        assert row["naive_ms"] >= size * rtt
-        assert row["handler_ms"] >= row["putrecords_calls"] * rtt
-        assert row["floor_ms"] >= row["putrecords_calls_packing"] * rtt
-        assert row["naive_ms"] > loopback["naive_ms"]
+        assert row["sql_round_trips_delayed"] == row["sql_round_trips"]
     assert modelled["putrecords_calls_delayed"] > 0
     assert modelled["sql_round_trips_delayed"] > 0
+    # The idiom's own DynamoDB client (built by Powertools from a session of its own) was delayed too.
+    assert modelled["dynamodb_calls_delayed"] >= sum(2 * size for size in SIZES)
+
+
+def test_long_submission_runs_through_the_emulated_queue(document: dict[str, Any]) -> None:
+    result = document["long_submission"]
+    assert result["events"] == LONG_EVENTS
+    assert result["deliveries"] == 1  # fits one invocation
+    assert result["completed"]
+    assert result["in_order"]
+    assert result["dead_lettered"] is False
+    assert result["highest_receive_count"] == 1
+    assert result["passed"] is True
+
+
+def test_progress_says_which_case_of_how_many(run: tuple[dict[str, Any], str, Path]) -> None:
+    _, err, _ = run
+    lines = [line for line in err.splitlines() if line.startswith("case ")]
+    assert lines
+    total = int(lines[0].split(" of ")[1].split()[0])
+    assert len(lines) == total  # one line per planned case, none unplanned
+    assert lines[-1].startswith(f"case {total} of {total}")
+    assert all("left]" in line for line in lines)
+
+
+def test_no_tracked_file_is_written(run: tuple[dict[str, Any], str, Path]) -> None:
+    _, _, out = run
+    assert {path.name for path in out.iterdir()} == {"bench.json", "bench.png"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--repeats", "0"], "argument --repeats: must be from 1 to 50, got 0"),
+        (["--repeats", "many"], "argument --repeats: must be a whole number from 1 to 50, got 'many'"),
+        (["--sizes", "10,20000"], "argument --sizes: each batch size must be from 1 to 10,000, got 20,000"),
+        (["--sizes", "10,10"], "argument --sizes: lists a batch size twice"),
+        (["--kinesis-rtt-ms", "-1"], "argument --kinesis-rtt-ms: must be from 0 to 1000, got -1"),
+        (["--throughput", "nan"], "argument --throughput: must be from 0.01 to 1e+06, got nan"),
+        (["--network", "wan"], "argument --network: invalid choice: 'wan'"),
+        (["--cases", "handler,naive"], "argument --cases: must name cases among handler, handler_concurrent"),
+    ],
+)
+def test_flags_are_checked_with_human_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "_" not in err.split("error:")[1].split(":")[0]  # no function names such as whole_number
+
+
+def test_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--publish", "--throughput", "--dynamodb-rtt-ms", "--long-events", "--powertools-max"):
+        assert flag in out
 
 
 def test_packing_follows_the_ordering_rule() -> None:

@@ -11,8 +11,8 @@ import pg8000.native
 import pytest
 from cleanup.handler import CleanupSettings, clean_up, lambda_handler
 
-from bench.pgproxy import LatencyProxy
 from devkit.lambda_shapes import LambdaContext, VirtualClock
+from devkit.pgproxy import LatencyProxy
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings

@@ -11,9 +11,9 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from bench.pgproxy import LatencyProxy
 from devkit import fleet
 from devkit.lambda_shapes import LambdaContext, sqs_event
+from devkit.pgproxy import LatencyProxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline

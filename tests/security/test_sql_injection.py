@@ -2,7 +2,8 @@
 
 The ledger's statements take every value as a bound parameter, so hostile text is data, never SQL. This
 sends the classic payloads through ``cmdl`` and ``user`` (published as is), and through the ids and the
-timestamp (which validation must reject), then checks the tables, the row count and the stream.
+timestamp (which validation must reject), then checks the tables, the row count and the stream; and it
+reads the wire, where the values must travel in the Bind message, apart from the statement's text.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import pytest
 from devkit import fleet
 from devkit.kinesis import read_stream
 from devkit.lambda_shapes import LambdaContext, sqs_event
+from devkit.pgproxy import frontend_messages, latency_proxy
 from processor.handler import handle_batch
-from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
 from tests.conftest import STREAM
 
@@ -126,3 +129,32 @@ def test_an_uppercase_uuid_is_the_same_submission_not_a_new_row(
     handle_batch(sqs_event([fleet.encode(shouting)]), LambdaContext(), pipeline)
     assert _ledger_count(clean_database) == 1
     assert len(read_stream(kinesis, STREAM)) == fleet.expected_event_count(document)
+
+
+def test_hostile_text_travels_in_bind_apart_from_the_sql_text(clean_database: str) -> None:
+    tables_before = _table_names(clean_database)
+    with latency_proxy(clean_database, 0.0, record=True) as proxy:
+        provider = ConnectionProvider(DatabaseSettings.from_url(proxy.url).connect)
+        ledger = Ledger(provider)
+        try:
+            provider.get()
+            for payload in PAYLOADS:
+                assert proxy.sent is not None
+                start = len(proxy.sent)
+                item = ClaimRequest(str(uuid.uuid4()), str(uuid.uuid4()), payload.encode()[:32].ljust(32, b"-"), 1)
+                ledger.claim([item], owner=payload, lease_seconds=60)
+                messages = frontend_messages(proxy.sent[start:])
+                assert [code for code, _ in messages] == [b"P", b"B", b"D", b"E", b"S"]  # one exchange
+                parse, bind = messages[0][1], messages[1][1]
+                assert b"$5" in parse  # the statement, its values replaced by placeholders
+                assert payload.encode() not in parse
+                assert payload.encode() in bind  # the value, bound as data
+                owner = provider.get().run(
+                    "SELECT lease_owner FROM submission_ledger WHERE submission_id = CAST(:id AS uuid)",
+                    id=item.submission_id,
+                )
+                assert owner == [[payload]]
+        finally:
+            provider.discard()
+    assert _table_names(clean_database) == tables_before
+    assert _ledger_count(clean_database) == len(PAYLOADS)

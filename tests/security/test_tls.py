@@ -1,12 +1,15 @@
 """TLS with certificate verification on the RDS Proxy connection.
 
 ``DatabaseSettings.from_env`` with the ``DB_*`` variables must ask for ``verify-full``; ``connect``
-must hand pg8000 a context that checks the certificate chain and the host name; and against a server
-with an untrusted certificate the connection must fail before anything secret is sent.
+must hand pg8000 a context that checks the certificate chain and the host name; against a server
+with an untrusted certificate the connection must fail before anything secret is sent; and against a
+trusted one the ledger's connection works over TLS as it does in the clear.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +18,16 @@ from typing import Any
 import pg8000.native
 import pytest
 
+from devkit.pgproxy import latency_proxy
+from telemetry_adapter.ledger import connection as connection_module
 from telemetry_adapter.ledger.connection import DatabaseSettings
-from tests.security.tls_server import SSL_REQUEST, FakeTlsPostgres, self_signed_certificate
+from tests.security.tls_server import (
+    SSL_REQUEST,
+    FakeTlsPostgres,
+    TlsFrontDoor,
+    authority_and_server_certificate,
+    self_signed_certificate,
+)
 
 RDS_ENV = {
     "DB_HOST": "proxy.proxy-abc.us-east-1.rds.amazonaws.com",
@@ -49,7 +60,7 @@ def test_connect_passes_a_verifying_context_and_a_fresh_iam_token(monkeypatch: p
         seen.update(kwargs)
 
     # The driver is the boundary: there is no RDS Proxy here, so capture what it would be given.
-    monkeypatch.setattr(pg8000.native, "Connection", record)
+    monkeypatch.setattr(connection_module, "OneTripConnection", record)
     DatabaseSettings.from_env(RDS_ENV).connect()
     context = seen["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
@@ -79,6 +90,31 @@ def test_the_iam_path_refuses_an_untrusted_certificate(tls_server: FakeTlsPostgr
         settings.connect()
     assert tls_server.clear_bytes == [SSL_REQUEST]
     assert tls_server.handshakes == 0
+
+
+def test_verify_full_against_a_trusted_server_sends_each_statement_in_one_trip_over_tls(
+    tmp_path: Path, clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authority, certificate, key = authority_and_server_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority))  # the default trust store is this authority alone
+    with latency_proxy(clean_database, 0.0) as proxy, TlsFrontDoor(certificate, key, ("127.0.0.1", proxy.port)) as door:
+        plain = DatabaseSettings.from_url(proxy.url)
+        settings = dataclasses.replace(plain, host="localhost", port=door.port, tls="verify-full")
+        connection = settings.connect()
+        try:
+            secure = connection._usock
+            assert isinstance(secure, ssl.SSLSocket)
+            peer = secure.getpeercert()
+            assert peer is not None  # verified: an unverified peer's certificate is not decoded
+            assert peer["subjectAltName"] == (("DNS", "localhost"),)
+            assert secure.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0  # set through the TLS socket
+            before = proxy.round_trips
+            rows = connection.run("SELECT CAST(:n AS int) + 1, CAST(:text AS text)", n=41, text="über ✓")
+            assert proxy.round_trips - before == 1
+            assert rows == [[42, "über ✓"]]
+        finally:
+            connection.close()
+    assert door.handshakes == 1
 
 
 def test_the_same_server_passes_without_verification_so_the_refusal_above_is_verification(

@@ -9,8 +9,10 @@ Two ways in, chosen by the environment:
   one), and TLS verifies the proxy's certificate against the default trust store, where the Amazon
   roots that RDS Proxy certificates chain to already live, so no CA bundle is downloaded.
 
-:class:`ConnectionProvider` keeps one connection per process, reused across invocations, and opens a
-new one transparently when the old one has died or sat idle too long.
+Every connection is a :class:`~telemetry_adapter.ledger.wire.OneTripConnection`: pg8000's, with each
+statement in one network round trip. :class:`ConnectionProvider` keeps one connection per process,
+reused across invocations, and opens a new one transparently when the old one has died or sat idle
+too long.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pg8000.native
 
 from telemetry_adapter.config import ConfigurationError
+from telemetry_adapter.ledger.wire import OneTripConnection
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS
 
 # Socket timeout for connecting, and for every statement unless the ledger sets a shorter one from the
@@ -121,9 +124,18 @@ class DatabaseSettings:
             tls={"prefer": "require", "verify-ca": "verify-full"}.get(tls, tls),
         )
 
-    def connect(self, timeout_seconds: float | None = None) -> pg8000.native.Connection:
+    def connect(self, timeout_seconds: float | None = None) -> OneTripConnection:
         """Open a new connection (generating an IAM token first when configured), waiting at most
-        ``timeout_seconds`` (default ``self.timeout_seconds``) for each step."""
+        ``timeout_seconds`` (default ``self.timeout_seconds``) for each step.
+
+        The connection is pg8000's with each statement in one network round trip and Nagle's
+        algorithm off (:mod:`telemetry_adapter.ledger.wire`), whoever opens it: the processor, the
+        health check, the clean-up, the migration, the operators' tool."""
+        return OneTripConnection(**self.connection_arguments(timeout_seconds))
+
+    def connection_arguments(self, timeout_seconds: float | None = None) -> dict[str, Any]:
+        """pg8000's connection arguments for these settings: host or Unix socket, credentials (a fresh
+        IAM token when configured), TLS context, socket timeout."""
         kwargs: dict[str, Any] = {
             "user": self.user,
             "database": self.database,
@@ -138,7 +150,7 @@ class DatabaseSettings:
         kwargs["password"] = self._iam_token() if self.iam_region else self.password
         if self.tls != "disable":
             kwargs["ssl_context"] = _ssl_context(verify=self.tls == "verify-full")
-        return pg8000.native.Connection(**kwargs)
+        return kwargs
 
     def _iam_token(self) -> str:
         import boto3  # local import: only the RDS Proxy path pays for the client

@@ -1,11 +1,13 @@
-"""A loopback TCP proxy in front of PostgreSQL that adds a fixed round-trip time to every answer.
+"""A loopback TCP proxy in front of PostgreSQL: it delays, counts, records or cuts what crosses the wire.
 
 In AWS each SQL round trip crosses the network (Lambda to RDS Proxy to the database, about 1 ms in
 one region); on loopback it costs a few microseconds. The proxy forwards client bytes at once and
 holds every chunk the server sends for ``rtt`` after it arrived (a delay line, not a queue of
 sleeps: bytes that arrive together leave together), so each request/response exchange costs one
-RTT more. pg8000's ``run`` with parameters makes three exchanges per statement (parse, describe,
-bind + execute), so a statement pays three RTTs, here as it would in AWS.
+RTT more, here as it would in AWS: the benchmark's modelled network. It counts those exchanges
+(:attr:`LatencyProxy.round_trips`: the ledger's connection makes one per statement, pg8000's own
+three), records what clients sent when asked to (``record=True``), and cuts a connection in the
+middle of an exchange (:meth:`LatencyProxy.cut_next_request`): the tests' view of the wire.
 
 Bounded: at most ``max_connections`` clients, 127.0.0.1 only, three daemon threads per client,
 everything closed by :meth:`LatencyProxy.stop`.
@@ -31,7 +33,9 @@ _JOIN_SECONDS = 2.0
 class LatencyProxy:
     """Listens on 127.0.0.1 (a free port) and forwards to the server ``database_url`` names."""
 
-    def __init__(self, database_url: str, rtt_seconds: float, *, max_connections: int = 32) -> None:
+    def __init__(
+        self, database_url: str, rtt_seconds: float, *, max_connections: int = 32, record: bool = False
+    ) -> None:
         self._database_url = database_url
         self._upstream = DatabaseSettings.from_url(database_url)
         self.rtt_seconds = rtt_seconds
@@ -46,6 +50,11 @@ class LatencyProxy:
         self.connections = 0
         self.round_trips = 0
         """Request/response exchanges delayed: answers that began after the client had sent something."""
+        self.sent: bytearray | None = bytearray() if record else None
+        """With ``record``: every byte clients sent, in order (for one client at a time)."""
+        self.cuts = 0
+        """Connections cut by :meth:`cut_next_request`."""
+        self._cut = threading.Event()
 
     @property
     def url(self) -> str:
@@ -59,6 +68,12 @@ class LatencyProxy:
     def start(self) -> None:
         """Start accepting clients."""
         self._spawn(self._accept_loop, "pgproxy-accept")
+
+    def cut_next_request(self) -> None:
+        """Cut the connection the next client bytes arrive on, instead of forwarding them: the client
+        has sent its request and then finds the connection closed, as when a network path or a proxy
+        drops in the middle of an exchange."""
+        self._cut.set()
 
     def stop(self) -> None:
         """Close every socket and wait (bounded) for the threads to end."""
@@ -118,11 +133,19 @@ class LatencyProxy:
             self._spawn(self._hold, "pgproxy-hold", upstream, answers, asked)
             self._spawn(self._release, "pgproxy-down", answers, client)
 
-    @staticmethod
-    def _forward(source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
-        """Client to server, at once."""
+    def _forward(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+        """Client to server, at once (or the connection cut, when asked for)."""
         with contextlib.suppress(OSError):
             while chunk := source.recv(_CHUNK):
+                if self._cut.is_set():
+                    self._cut.clear()
+                    with self._lock:
+                        self.cuts += 1
+                    source.shutdown(socket.SHUT_RDWR)
+                    break
+                if self.sent is not None:
+                    with self._lock:
+                        self.sent.extend(chunk)
                 asked.set()  # before sending: the answer may come back before sendall returns
                 target.sendall(chunk)
         with contextlib.suppress(OSError):
@@ -157,11 +180,22 @@ class LatencyProxy:
 
 
 @contextlib.contextmanager
-def latency_proxy(database_url: str, rtt_ms: float) -> Iterator[LatencyProxy]:
+def latency_proxy(database_url: str, rtt_ms: float, *, record: bool = False) -> Iterator[LatencyProxy]:
     """A started proxy for the duration of the block."""
-    proxy = LatencyProxy(database_url, rtt_ms / 1000)
+    proxy = LatencyProxy(database_url, rtt_ms / 1000, record=record)
     proxy.start()
     try:
         yield proxy
     finally:
         proxy.stop()
+
+
+def frontend_messages(data: bytes | bytearray) -> list[tuple[bytes, bytes]]:
+    """Split what a client sent after its start-up message (which has no type byte) into (type byte,
+    body) messages: Parse is ``P``, Bind ``B``, a simple query ``Q``, and so on."""
+    found, offset = [], 0
+    while offset + 5 <= len(data):
+        code, length = bytes(data[offset : offset + 1]), int.from_bytes(data[offset + 1 : offset + 5], "big")
+        found.append((code, bytes(data[offset + 5 : offset + 1 + length])))
+        offset += 1 + length
+    return found
