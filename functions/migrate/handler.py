@@ -58,7 +58,6 @@ from telemetry_adapter.ledger.migrations import apply_migrations
 
 PHYSICAL_ID = "ledger-migrations"
 APP_TABLES = ("submission_ledger", "processor_heartbeat")
-TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 WRITER = ("SELECT", "INSERT", "UPDATE", "DELETE")
 READER = ("SELECT",)
 LOCK_NOT_AVAILABLE = "55P03"
@@ -122,21 +121,26 @@ def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int 
 @dataclass(frozen=True)
 class Role:
     """A database user the migration keeps: its name, its password (the one in the secret RDS Proxy
-    signs in with) and exactly these privileges on the ledger tables."""
+    signs in with), and whether it may write the ledger tables or only read them."""
 
     name: str
     password: str = dataclasses.field(repr=False)
-    privileges: tuple[str, ...]
+    writes: bool
+
+    @property
+    def privileges(self) -> tuple[str, ...]:
+        """Its privileges on the ledger tables, exactly."""
+        return WRITER if self.writes else READER
 
 
 def app_role(name: str, password: str) -> Role:
     """The processor's and the clean-up's user: reads and writes the ledger tables."""
-    return Role(name, password, WRITER)
+    return Role(name, password, writes=True)
 
 
 def reader_role(name: str, password: str) -> Role:
     """The health function's user: reads the ledger tables, nothing more."""
-    return Role(name, password, READER)
+    return Role(name, password, writes=False)
 
 
 def set_up_database(connection: pg8000.native.Connection, roles: Sequence[Role]) -> list[int]:
@@ -162,10 +166,13 @@ def _keep_role(connection: pg8000.native.Connection, role: Role) -> None:
     connection.run(f"GRANT CONNECT ON DATABASE {database} TO {user}")
     connection.run(f"GRANT USAGE ON SCHEMA public TO {user}")
     tables = ", ".join(pg8000.native.identifier(table) for table in APP_TABLES)
-    refused = [privilege for privilege in TABLE_PRIVILEGES if privilege not in role.privileges]
-    if refused:
-        connection.run(f"REVOKE {', '.join(refused)} ON {tables} FROM {user}")
-    connection.run(f"GRANT {', '.join(role.privileges)} ON {tables} TO {user}")
+    # Written out per kind, so every statement is constant but for quoted names (WRITER, READER).
+    if role.writes:
+        connection.run(f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON {tables} FROM {user}")
+        connection.run(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {user}")
+    else:
+        connection.run(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {tables} FROM {user}")
+        connection.run(f"GRANT SELECT ON {tables} TO {user}")
 
 
 def roles_from_env(env: Mapping[str, str], password: Callable[[str], str]) -> list[Role]:
