@@ -16,17 +16,14 @@ from infra.stack import TelemetryAdapterStack
 def add_stack(
     app: cdk.App, context: Callable[[str], Any] | Mapping[str, Any], construct_id: str | None = None
 ) -> TelemetryAdapterStack:
-    """Add one stage's stack, configured by ``context``, to ``app``; synth-time warnings become annotations.
+    """Add one stage's stack, configured by ``context``, to ``app``.
 
     The stack is environment-agnostic unless the ``account`` and ``region`` context values are set,
     so ``make synth`` works offline with no AWS account.
     """
     settings = load_settings(context)
     env = cdk.Environment(account=settings.account, region=settings.region) if settings.account else None
-    stack = TelemetryAdapterStack(app, construct_id or Names(settings.stage).stack, settings=settings, env=env)
-    for warning in settings.warnings:
-        cdk.Annotations.of(stack).add_warning_v2("telemetry-adapter:context", warning)
-    return stack
+    return TelemetryAdapterStack(app, construct_id or Names(settings.stage).stack, settings=settings, env=env)
 
 
 def build_app(app: cdk.App) -> TelemetryAdapterStack:

@@ -17,10 +17,12 @@ Least privilege, per function:
   quarantine's ``rejected/*`` keys only (``QUARANTINE_BUCKET``). No ``*`` resource in its own
   policies (X-Ray and VPC networking come from AWS-managed policies, since those actions have no
   resource-level permissions).
-* health: read-only checks (queue attributes, stream summary, metric data, ``rds-db:connect``). Invoked
+* health: read-only checks (queue attributes, stream summary, metric data, ``rds-db:connect`` as the
+  read-only ledger user ``telemetry_health``, since its URL may be public). Invoked
   directly (``lambda:InvokeFunction``, which IAM authorises for the operators), it also answers the
   operators' tool: the health answer, and what the ledger knows of one submission, read-only.
-* migration: ``rds-db:connect`` as the admin and read access to the app user's secret.
+* migration: ``rds-db:connect`` as the admin and read access to the app user's and the health user's
+  secrets (it sets their passwords).
 * clean-up: ``rds-db:connect`` as the app user.
 """
 
@@ -38,7 +40,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME, asset_hash, lambda_code
-from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, ISOLATED, PORT, LedgerDatabase
+from infra.database import ADMIN_USER, APP_USER, DATABASE_NAME, HEALTH_USER, ISOLATED, PORT, LedgerDatabase
 from infra.ingest import IngestQueues, encrypted_queue
 from infra.lifecycle import kept_unless_dev
 from infra.nag import acknowledge, logical_id
@@ -54,13 +56,6 @@ MIGRATION_TIMEOUT = Duration.minutes(10)
 PUBLIC_HEALTH_CONCURRENCY = 2
 """Reserved concurrency of a health function whose URL needs no auth: a flood costs two environments."""
 
-# Lambda's application log levels for our LOG_LEVEL values (JSON logging filters by them).
-_APPLICATION_LOG_LEVELS = {
-    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
-    "INFO": lambda_.ApplicationLogLevel.INFO,
-    "WARNING": lambda_.ApplicationLogLevel.WARN,
-    "ERROR": lambda_.ApplicationLogLevel.ERROR,
-}
 _MANAGED_POLICY_REASON = (
     "Risk accepted: an AWS-managed policy we do not version (logging, VPC network interfaces, X-Ray or "
     "Lambda Insights). Its actions have no resource-level permissions, so a policy of our own would be no "
@@ -178,12 +173,14 @@ class Functions(Construct):
             environment={
                 **common_env,
                 **database_env,
+                "DB_USER": HEALTH_USER,  # read-only: its URL may be public
                 **local_overrides,
                 "STREAM_NAME": stream.stream_name,
                 "QUEUE_URL": queues.queue.queue_url,
                 "DLQ_URL": queues.dead_letter_queue.queue_url,
                 "HEARTBEAT_MAX_AGE_SECONDS": str(settings.heartbeat_max_age_seconds),
                 "HEALTH_CHECK_TIMEOUT_MS": str(settings.health_check_timeout_ms),
+                "HEALTH_URL_AUTH": settings.health_url_auth,
             },
         )
         self._grant_health_checks(queues, stream)
@@ -248,7 +245,7 @@ class Functions(Construct):
             security_groups=[self._database.function_security_group],
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=_APPLICATION_LOG_LEVELS[settings.log_level],
+            application_log_level_v2=lambda_.ApplicationLogLevel[settings.application_log_filter],
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             insights_version=INSIGHTS if insights else None,
             reserved_concurrent_executions=reserved_concurrency,
@@ -290,7 +287,7 @@ class Functions(Construct):
             iam.PolicyStatement(actions=["kinesis:DescribeStreamSummary"], resources=[stream.stream_arn])
         )
         health.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricData"], resources=["*"]))
-        self._database.grant_connect(health, APP_USER)
+        self._database.grant_connect(health, HEALTH_USER)
         acknowledge(
             health,
             (
@@ -303,14 +300,14 @@ class Functions(Construct):
     def _migration(self) -> CustomResource:
         """The migration custom resource: runs on create and whenever the code asset changes.
 
-        ``AssetHash`` and ``SchemaVersion`` in the request let the function recognise a rollback to
-        older code (``functions/migrate/handler.py``) and answer it without touching the database.
+        ``AssetHash``, ``SchemaVersion`` and the users and secrets in the request let the function answer
+        a rollback or a code-only change without touching the database (``functions/migrate/handler.py``).
         """
         database = self._database
         function = self._function(
             "migration",
             handler="migrate.handler.on_event",
-            description="Applies the ledger's SQL migrations and sets up the app database user",
+            description="Applies the ledger's SQL migrations and sets up its database users",
             timeout=MIGRATION_TIMEOUT,
             memory_mb=256,
             environment={
@@ -320,6 +317,8 @@ class Functions(Construct):
                 "DB_USER": ADMIN_USER,
                 "APP_DB_USER": APP_USER,
                 "APP_SECRET_ARN": database.app_secret.secret_arn,
+                "HEALTH_DB_USER": HEALTH_USER,
+                "HEALTH_SECRET_ARN": database.health_secret.secret_arn,
                 "ASSET_HASH": asset_hash(),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "LOG_LEVEL": self._settings.log_level,
@@ -327,6 +326,7 @@ class Functions(Construct):
         )
         database.grant_connect(function, ADMIN_USER)
         database.app_secret.grant_read(function)
+        database.health_secret.grant_read(function)
         provider = cr.Provider(
             self,
             "MigrationProvider",
@@ -363,6 +363,8 @@ class Functions(Construct):
                 "SchemaVersion": schema_version(),
                 "AppUser": APP_USER,
                 "AppSecretArn": database.app_secret.secret_arn,
+                "HealthUser": HEALTH_USER,
+                "HealthSecretArn": database.health_secret.secret_arn,
             },
         )
         resource.node.add_dependency(database.instance, database.proxy)

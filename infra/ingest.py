@@ -6,6 +6,10 @@ least six times the function timeout. A message that keeps failing for a transie
 back after growing delays (the processor sets its visibility from the retry schedule) and moves to
 the DLQ only after ``maxReceiveCount`` receives, which ``infra/settings.py`` derives from the outage
 tolerance; there the DLQ depth alarm pages the operators.
+
+Removal (``infra/lifecycle.py``): the dev stage's queues go with its stack; any other stage keeps both
+when the stack is deleted, because they may hold valid submissions nobody has published yet (the
+dead-letter queue above all), except after a failed first create.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.lifecycle import kept_unless_dev
 from infra.nag import acknowledge
 from infra.naming import Names
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
@@ -38,6 +43,7 @@ class IngestQueues(Construct):
             "DeadLetterQueue",
             name=names.resource("submissions-dlq"),
             retention_period=Duration.days(DLQ_RETENTION_DAYS),
+            removal_policy=kept_unless_dev(settings),
         )
         acknowledge(
             self.dead_letter_queue,
@@ -49,6 +55,7 @@ class IngestQueues(Construct):
             name=names.resource("submissions"),
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             retention_period=Duration.days(settings.queue_retention_days),
+            removal_policy=kept_unless_dev(settings),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=settings.max_receive_count
             ),

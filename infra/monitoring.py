@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -40,8 +40,13 @@ ONE_MINUTE = Duration.minutes(1)
 ONE_HOUR = Duration.hours(1)
 GIB = 1024**3
 DAY_SECONDS = 86_400
+CLEANUP_SILENCE_HOURS = 26
+"""A daily clean-up missed once: 24 hours and two to spare for a late or retried delivery."""
 BURSTABLE_FAMILY_PREFIX = "t"
-"""Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched."""
+"""Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched. RDS runs them in
+Unlimited mode, so an empty balance costs money (surplus credits), not speed. The alarm watches the
+balance rather than CPUSurplusCreditsCharged, which only moves once the money is being spent: the
+balance warns hours before, while a larger class is still a choice rather than a bill."""
 
 
 def runbook_anchor(alarm: str) -> str:
@@ -71,6 +76,9 @@ class _AlarmSpec:
     comparison: cw.ComparisonOperator
     description: str
     evaluation_periods: int = 1
+    missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+    """Most alarms watch for something happening; one that watches for something NOT happening (a
+    metric that has no datapoint when nothing ran) must count missing data as breaching."""
 
 
 class Monitoring(Construct):
@@ -97,7 +105,15 @@ class Monitoring(Construct):
         self._functions = functions
         cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
         alarm_arn_prefix = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{names.alarm_prefix}"
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the alarm topic")
+        # It encrypts notifications in flight only: once the topic is gone nothing needs it, in any stage.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="Encrypts the alarm topic",
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
         # CloudWatch publishes alarm notifications to the encrypted topic, so it must use the key.
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -138,7 +154,7 @@ class Monitoring(Construct):
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=names.dashboard, widgets=self._widgets())
 
     def _alarm_specs(self, settings: DeploySettings) -> list[_AlarmSpec]:
-        return self._pipeline_alarms(settings) + self._database_alarms(settings) + [self._cleanup_alarm()]
+        return self._pipeline_alarms(settings) + self._database_alarms(settings) + self._cleanup_alarms()
 
     def _pipeline_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
         queues, processor = self._queues, self._functions.processor
@@ -257,32 +273,37 @@ class Monitoring(Construct):
                     instance.metric("CPUCreditBalance", period=FIVE_MINUTES, statistic="Minimum"),
                     settings.alarm_cpu_credit_balance,
                     cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-                    "The burstable ledger instance is running out of CPU credits and will be throttled.",
+                    "The burstable ledger instance is running out of CPU credits: it runs above its baseline, "
+                    "and RDS bills the surplus CPU (Unlimited mode) once the balance is spent.",
                     evaluation_periods=3,
                 )
             )
         return specs
 
-    def _cleanup_alarm(self) -> _AlarmSpec:
-        functions = self._functions
-        failed = cw.MathExpression(
-            expression="errors + undelivered",
-            using_metrics={
-                "errors": functions.cleanup.metric_errors(period=ONE_HOUR, statistic="Sum"),
-                "undelivered": functions.cleanup_dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=ONE_HOUR, statistic="Maximum"
-                ),
-            },
-            period=ONE_HOUR,
-            label="Clean-up errors and undelivered schedule events",
-        )
-        return _AlarmSpec(
-            "CleanupFailed",
-            failed,
-            1,
-            cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            "The daily ledger clean-up failed or was never delivered; the ledger grows until it runs.",
-        )
+    def _cleanup_alarms(self) -> list[_AlarmSpec]:
+        """A failed run, and no run at all. Two alarms on one metric each: a sum with the clean-up
+        DLQ's depth would have no datapoint whenever the DLQ, inactive most of the time, publishes
+        none. An event the schedule could not deliver shows up as no run (it waits in the DLQ)."""
+        cleanup = self._functions.cleanup
+        return [
+            _AlarmSpec(
+                "CleanupFailed",
+                cleanup.metric_errors(period=ONE_HOUR, statistic="Sum"),
+                1,
+                cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                "The daily ledger clean-up failed; the ledger grows until it runs.",
+            ),
+            _AlarmSpec(
+                "CleanupNotRunning",
+                cleanup.metric_invocations(period=ONE_HOUR, statistic="Sum"),
+                1,
+                cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                f"The daily ledger clean-up has not run for {CLEANUP_SILENCE_HOURS} hours (schedule event "
+                "undelivered, rule disabled, or a new stage before its first run).",
+                evaluation_periods=CLEANUP_SILENCE_HOURS,
+                missing_data=cw.TreatMissingData.BREACHING,
+            ),
+        ]
 
     def _alarm(self, spec: _AlarmSpec) -> cw.Alarm:
         alarm = cw.Alarm(
@@ -295,7 +316,7 @@ class Monitoring(Construct):
             comparison_operator=spec.comparison,
             evaluation_periods=spec.evaluation_periods,
             datapoints_to_alarm=spec.evaluation_periods,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=spec.missing_data,
         )
         action = cw_actions.SnsAction(self.topic)
         alarm.add_alarm_action(action)

@@ -3,9 +3,9 @@
 Exactly the calls the tool makes, on this stack's resources only: read the stack's outputs; peek into
 and redrive from the dead-letter queue (receive, make visible again, delete after the copy), send to
 the submissions queue (redrive, replay); list and read the quarantine's ``rejected/`` objects; invoke
-the health function (its operations read the ledger, read-only). Nothing writes to the quarantine or
-the ledger, and nothing reaches the stream. CloudFormation names the policy (IAM is global, so a name
-from the stage alone would collide between two regions).
+the health function (its operations read the ledger, read-only) and call its URL, as the runbook
+does. Nothing writes to the quarantine or the ledger, and nothing reaches the stream. CloudFormation
+names the policy (IAM is global, so a name from the stage alone would collide between two regions).
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ class OperatorAccess(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="AskTheHealthFunction", actions=["lambda:InvokeFunction"], resources=[health.function_arn]
+                ),
+                # The health URL, called with SigV4 as the runbook shows; Lambda authorises it with
+                # InvokeFunctionUrl (and, for URLs created since October 2025, InvokeFunction as well).
+                iam.PolicyStatement(
+                    sid="CallTheHealthUrl",
+                    actions=["lambda:InvokeFunctionUrl"],
+                    resources=[health.function_arn],
+                    conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
                 ),
             ],
         )

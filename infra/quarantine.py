@@ -16,7 +16,10 @@ nothing and an operator can replay it once the adapter does (``python -m ops qua
 * Server access logs go to a second bucket of the stack, kept a year: the quarantine holds raw
   telemetry (command lines, user names), and the log says who read which object. The writer is the
   processor alone, with ``s3:PutObject`` on ``rejected/*`` and nothing else.
-* Removal (``infra/lifecycle.py``): the dev stage's buckets, emptied first, go with its stack; any
+* Not in the dev stage: S3 delivers access logs with a delay, after CDK's auto-delete has emptied the
+  log bucket on ``cdk destroy``, and the bucket's deletion then fails with ``BucketNotEmpty``. The
+  disposable stage holds test data, so it has no access log and no log bucket.
+* Removal (``infra/lifecycle.py``): the dev stage's bucket, emptied first, goes with its stack; any
   other stage's are kept when the stack is deleted (they still expire object by object).
 """
 
@@ -46,11 +49,30 @@ def stack_unique_suffix() -> str:
 
 
 class QuarantineStorage(Construct):
-    """The quarantine ``bucket`` and the ``access_log_bucket`` that records every request to it."""
+    """The quarantine ``bucket`` and the ``access_log_bucket`` that records every request to it (None in
+    the dev stage)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploySettings, names: Names) -> None:
         super().__init__(scope, construct_id)
         unique = stack_unique_suffix()
+        self.bucket = self._bucket(
+            "Bucket",
+            settings,
+            bucket_name=names.bucket("quarantine", unique),
+            expiration_days=settings.quarantine_retention_days,
+        )
+        self.access_log_bucket: s3.Bucket | None = None
+        if settings.is_dev:
+            acknowledge(
+                self.bucket,
+                (
+                    "AwsSolutions-S1",
+                    "Risk accepted for the dev stage only: its quarantine holds test data, and an access-log bucket "
+                    "cannot be deleted cleanly with the stack (S3 delivers logs after CDK's auto-delete has "
+                    "emptied it, and the deletion fails with BucketNotEmpty). Every other stage logs requests.",
+                ),
+            )
+            return
         self.access_log_bucket = self._bucket(
             "AccessLogBucket",
             settings,
@@ -64,12 +86,6 @@ class QuarantineStorage(Construct):
                 "This bucket is itself the server access log of the quarantine bucket; logging it in turn "
                 "would only log the log deliveries.",
             ),
-        )
-        self.bucket = self._bucket(
-            "Bucket",
-            settings,
-            bucket_name=names.bucket("quarantine", unique),
-            expiration_days=settings.quarantine_retention_days,
         )
         self._log_requests(self.bucket, self.access_log_bucket)
 

@@ -1,7 +1,12 @@
 """Deploy-time knobs: CDK context values, their defaults, and validation at synth time.
 
 Every value can come from ``cdk.json`` (typed JSON) or from ``cdk deploy -c key=value`` (always a
-string), so each parser accepts both. A bad value stops the synth with a :class:`ContextError` that
+string), so each parser accepts both. Values that belong to one stage live in ``cdk.json`` under
+``context.stages.<stage>``, committed with the code, so every deploy of that stage gets them without
+retyping (and a roll-back to an older release gets that release's): a value given on the command line
+(or at the top level of ``cdk.json``'s context) wins over the stage's entry, which wins over the
+default. Every entry may name only known keys, checked on any synth; the selected stage's values are
+validated like the command line's. A bad value stops the synth with a :class:`ContextError` that
 names the context key and says what is allowed, instead of a stack that deploys and then misbehaves
 (for example a visibility timeout shorter than the function timeout, which makes SQS redeliver
 messages that are still being processed).
@@ -13,6 +18,8 @@ the receives an outage tolerance needs), so the stack and the code cannot disagr
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -42,6 +49,9 @@ QUARANTINE_RETENTION_DAYS = 30
 pages within minutes), ship an adapter that understands the new input and replay, with a holiday in
 between; short enough that telemetry nobody replays does not linger (it holds command lines and user
 names, like the stream, whose records last a day)."""
+
+STAGES_KEY = "stages"
+"""The context value holding each stage's committed values: ``{"prod": {"dbMultiAz": true}}``."""
 
 # Context keys (documented in docs/configuration.md), with their defaults. ``None`` means "derived from
 # other values" or "not set"; the derivation is in load_settings.
@@ -99,7 +109,8 @@ _INSTANCE_CLASS = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 _URL = re.compile(r"https?://[^\s#]+")
 _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_LEVELS = ("DEBUG", "INFO")
+_QUIETER_LOG_LEVELS = ("WARNING", "ERROR")
 
 
 class ContextError(ValueError):
@@ -155,8 +166,6 @@ class DeploySettings:
     alarm_cpu_credit_balance: int
     account: str | None
     region: str | None
-    warnings: tuple[str, ...] = ()
-    """Synth-time warnings (a setting that is allowed but probably not meant); not a context key."""
 
     @property
     def is_dev(self) -> bool:
@@ -180,6 +189,15 @@ class DeploySettings:
         return math.ceil(2 * self.health_check_timeout_ms / 1000) + 5
 
     @property
+    def application_log_filter(self) -> str:
+        """Lambda's application log filter: ``DEBUG`` with logLevel DEBUG, otherwise ``INFO``.
+
+        Never above INFO: Powertools prints its EMF metric documents without a ``level`` key, which
+        Lambda files as INFO, so a WARN filter would drop every custom metric.
+        """
+        return "DEBUG" if self.log_level == "DEBUG" else "INFO"
+
+    @property
     def proxy_borrow_timeout_seconds(self) -> int:
         """RDS Proxy's connection borrow timeout, kept below the client's statement timeout, so a
         saturated pool fails the statement in time rather than the invocation."""
@@ -192,15 +210,18 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
     ``context`` is a mapping (tests) or a lookup such as ``app.node.try_get_context``.
     """
     lookup = context.get if isinstance(context, Mapping) else context
+    stages = _stage_entries(lookup(STAGES_KEY))
+    committed = stages.get(lookup("stage") or DEFAULTS["stage"], {})
 
     def raw(key: str) -> Any:
         value = lookup(key)
+        if value is None or value == "":
+            value = committed.get(key)
         return DEFAULTS[key] if value is None or value == "" else value
 
     def given(key: str) -> bool:
         return raw(key) is not None
 
-    warnings: list[str] = []
     stage = raw("stage")
     if not (isinstance(stage, str) and _STAGE.fullmatch(stage)):
         raise ContextError(
@@ -251,15 +272,17 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
     if not is_dev and email is None and not external:
         raise ContextError(
             f"stage {stage!r} needs someone to page: set alarmEmail, or alarmsSubscribedExternally=true when "
-            "the alarm topic (stack output AlarmTopicArn) is subscribed outside this stack"
+            "the alarm topic (stack output AlarmTopicArn) is subscribed outside this stack, in cdk.json "
+            f"(context.stages.{stage}) or with -c"
         )
     runbook = raw("runbookUrl")
     if not (isinstance(runbook, str) and _URL.fullmatch(runbook)):
         raise ContextError(f"runbookUrl must be an http(s) URL without a #fragment, got {runbook!r}")
     if runbook == DEFAULT_RUNBOOK_URL and not is_dev:
-        warnings.append(
-            f"runbookUrl is the default ({DEFAULT_RUNBOOK_URL}, the docs served on your own machine): alarm "
-            f"descriptions of stage {stage!r} should link to where your team publishes the docs"
+        raise ContextError(
+            f"stage {stage!r} needs runbookUrl: every alarm's description links to the runbook, and the default "
+            f"({DEFAULT_RUNBOOK_URL}) is the docs served on the deployer's own machine. Set it to where your team "
+            f"publishes the docs, in cdk.json (context.stages.{stage}.runbookUrl) or with -c runbookUrl=..."
         )
 
     instance_class = raw("dbInstanceClass")
@@ -310,7 +333,7 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         health_url_auth=_choice(raw, "healthUrlAuth", ("AWS_IAM", "NONE")),
         tracing=_bool(raw, "tracing"),
         lambda_insights=insights,
-        log_level=_choice(raw, "logLevel", _LOG_LEVELS),
+        log_level=_log_level(raw),
         time_budget_margin_ms=margin,
         ledger_statement_timeout_ms=statement_timeout,
         ledger_retention_days=ledger_retention,
@@ -334,11 +357,41 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         alarm_cpu_credit_balance=_int(raw, "alarmCpuCreditBalance", 1, 10_000),
         account=None if account is None else str(account),
         region=None if region is None else str(region),
-        warnings=tuple(warnings),
     )
-    if len(fields(settings)) - 1 != len(DEFAULTS):  # every documented key has exactly one attribute
+    if len(fields(settings)) != len(DEFAULTS):  # every documented key has exactly one attribute
         raise AssertionError("DeploySettings and DEFAULTS are out of step")
     return settings
+
+
+def _stage_entries(value: Any) -> dict[str, dict[str, Any]]:
+    """``stages``, checked: stage names to objects that name only known context keys (not ``stage``).
+
+    Every entry is checked on any synth, so a typo in one stage's entry fails the next synth of any
+    stage, not the deploy that would have silently ignored it.
+    """
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):  # -c stages='{...}'
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ContextError(f"{STAGES_KEY} must be an object of stage names, got {value!r}") from None
+    if not isinstance(value, Mapping):
+        raise ContextError(f"{STAGES_KEY} must be an object of stage names to objects of context values, got {value!r}")
+    known = sorted(set(DEFAULTS) - {"stage"})
+    entries: dict[str, dict[str, Any]] = {}
+    for name, entry in value.items():
+        if not (isinstance(name, str) and _STAGE.fullmatch(name)):
+            raise ContextError(f"{STAGES_KEY}: {name!r} is not a stage name (see the context value stage)")
+        if not isinstance(entry, Mapping):
+            raise ContextError(f"{STAGES_KEY}.{name} must be an object of context values, got {entry!r}")
+        for key in entry:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ContextError(f"{STAGES_KEY}.{name}: unknown context key {key!r}{hint}")
+        entries[name] = dict(entry)
+    return entries
 
 
 def _receives(
@@ -379,6 +432,24 @@ def _receives(
             f"{receives} receives), or a failing message expires before it reaches the dead-letter queue"
         )
     return receives, tolerance_hours, base, cap
+
+
+def _log_level(raw: Callable[[str], Any]) -> str:
+    """``logLevel``: DEBUG or INFO, the levels Lambda's application log filter can take in this stack.
+
+    The filter must stay at INFO or below, or Lambda drops the EMF metric documents (they carry no
+    level, so Lambda files them as INFO) and no alarm on a custom metric can fire. Powertools' Logger
+    follows the filter's level (``AWS_LAMBDA_LOG_LEVEL``) over ``LOG_LEVEL``, so a quieter level
+    cannot be had through ``LOG_LEVEL`` either: WARNING and ERROR are refused rather than ignored.
+    """
+    value = raw("logLevel")
+    if value in _QUIETER_LOG_LEVELS:
+        raise ContextError(
+            f"logLevel {value} is not available in Lambda: its log filter would drop the metric documents "
+            "(printed without a level, so filed as INFO) and the alarms on the adapter's own metrics could "
+            f"never fire; use one of {', '.join(_LOG_LEVELS)}"
+        )
+    return _choice(raw, "logLevel", _LOG_LEVELS)
 
 
 def _ledger_retention(raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int) -> int:

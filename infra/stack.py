@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.database import LedgerDatabase
 from infra.functions import Functions
 from infra.ingest import IngestQueues
+from infra.lifecycle import log_cdk_helpers
 from infra.monitoring import Monitoring
 from infra.naming import Names
 from infra.operators import OperatorAccess
@@ -82,3 +83,4 @@ class TelemetryAdapterStack(Stack):
             outputs[f"{role.capitalize()}LogGroup"] = log_group.log_group_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+        log_cdk_helpers(self, settings, names)  # last: CDK adds its helper providers as constructs are built

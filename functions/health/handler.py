@@ -10,7 +10,8 @@ other method a 405 with an ``Allow`` header. The routes are two, so a small rout
 than an event-handler framework, and costs nothing at import.
 
 Invoked directly (not through the URL) with an event that names an ``operation``, the function answers
-the operators' tool instead (:mod:`health.operations`).
+the operators' tool instead (:mod:`health.operations`). A URL without auth (``HEALTH_URL_AUTH=NONE``)
+answers statuses only (:mod:`health.public`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from telemetry_adapter.health_checks import HealthReport, Status, run_checks
 from telemetry_adapter.observability import logger, tracer
 
 HEALTH_PATHS = frozenset({"/", "/health"})
+_NOT_CONFIGURED = {"status": Status.FAILING.value, "checks": {}, "reason": "not_configured"}
 ALLOWED_METHODS = ("GET",)
 
 
@@ -37,17 +39,28 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Entry point of the health function."""
     if operations.is_direct_invocation(event):
         return operations.answer(event, health=_default_health_body)
-    return route(event) or _http_answer(_default_health_body())
+    return route(event) or _default_health_response()
+
+
+def _default_dependencies() -> HealthDependencies | None:
+    """The function's own dependencies, or None (logged) when it is misconfigured."""
+    try:
+        return default_dependencies()
+    except ConfigurationError as error:
+        logger.error("health function misconfigured", extra={"error": str(error)})
+        return None
 
 
 def _default_health_body() -> dict[str, Any]:
     """The health answer with the function's own dependencies, or ``failing`` when it is misconfigured."""
-    try:
-        dependencies = default_dependencies()
-    except ConfigurationError as error:
-        logger.error("health function misconfigured", extra={"error": str(error)})
-        return {"status": Status.FAILING.value, "checks": {}, "reason": "not_configured"}
-    return health_body(dependencies)
+    dependencies = _default_dependencies()
+    return health_body(dependencies) if dependencies else dict(_NOT_CONFIGURED)
+
+
+def _default_health_response() -> dict[str, Any]:
+    """The URL's answer with the function's own dependencies, or 503 when it is misconfigured."""
+    dependencies = _default_dependencies()
+    return health_response(dependencies) if dependencies else _http_answer(dict(_NOT_CONFIGURED))
 
 
 def handle(
@@ -78,7 +91,10 @@ def route(event: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def health_response(dependencies: HealthDependencies) -> dict[str, Any]:
-    """Run the checks and answer 200 (ok, degraded) or 503 (failing)."""
+    """Run the checks and answer 200 (ok, degraded) or 503 (failing); statuses only, reused for a few
+    seconds, when the URL is public (:mod:`health.public`)."""
+    if dependencies.public_answers is not None:
+        return _http_answer(dependencies.public_answers.get(partial(health_body, dependencies)))
     return _http_answer(health_body(dependencies))
 
 

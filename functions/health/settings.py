@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from telemetry_adapter.config import ConfigurationError
 
+URL_AUTH_TYPES = ("AWS_IAM", "NONE")
+"""The Function URL auth types; the first is the default."""
+
 
 @dataclass(frozen=True)
 class HealthSettings:
@@ -28,6 +31,9 @@ class HealthSettings:
     """``HEALTH_CHECK_TIMEOUT_MS``: a check not done by then is ``failing`` (reason ``timeout``)."""
     heartbeat_max_age_seconds: int = 900
     """``HEARTBEAT_MAX_AGE_SECONDS``: no processor batch for longer than this degrades the service."""
+    public_url: bool = False
+    """``HEALTH_URL_AUTH`` is ``NONE``: anyone may call the URL, so it answers statuses only
+    (:mod:`health.public`)."""
 
     @property
     def check_timeout_seconds(self) -> float:
@@ -46,6 +52,7 @@ class HealthSettings:
             heartbeat_max_age_seconds=_int(
                 source, "HEARTBEAT_MAX_AGE_SECONDS", cls.heartbeat_max_age_seconds, 1, 7 * 86_400
             ),
+            public_url=_url_auth(source) == "NONE",
         )
 
 
@@ -60,3 +67,11 @@ def _int(source: Mapping[str, str], name: str, default: int, low: int, high: int
     if not text.isdigit() or not low <= int(text) <= high:
         raise ConfigurationError(f"{name} must be an integer from {low} to {high}, got {text!r}")
     return int(text)
+
+
+def _url_auth(source: Mapping[str, str]) -> str:
+    """``HEALTH_URL_AUTH``: the Function URL's auth type, as the stack sets it (``AWS_IAM`` when unset)."""
+    value = source.get("HEALTH_URL_AUTH", "").strip() or URL_AUTH_TYPES[0]
+    if value not in URL_AUTH_TYPES:
+        raise ConfigurationError(f"HEALTH_URL_AUTH must be one of {', '.join(URL_AUTH_TYPES)}, got {value!r}")
+    return value

@@ -15,6 +15,7 @@ from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from health import probes
+from health.public import PublicAnswers
 from health.settings import HealthSettings
 from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.health_checks import Check, Verdict
@@ -30,13 +31,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HealthDependencies:
-    """Settings, the shared ledger (None when the database is not configured) and the AWS clients."""
+    """Settings, the shared ledger (None when the database is not configured), the AWS clients, and the
+    public URL's reused answers (None when the URL needs IAM auth)."""
 
     settings: HealthSettings
     ledger: probes.SharedLedger | None
     kinesis: KinesisClient
     sqs: SQSClient
     cloudwatch: CloudWatchClient
+    public_answers: PublicAnswers | None = None
 
 
 def build_dependencies(settings: HealthSettings, env: Mapping[str, str] | None = None) -> HealthDependencies:
@@ -52,6 +55,7 @@ def build_dependencies(settings: HealthSettings, env: Mapping[str, str] | None =
         kinesis=boto3.client("kinesis", config=config),
         sqs=boto3.client("sqs", config=config),
         cloudwatch=boto3.client("cloudwatch", config=config),
+        public_answers=PublicAnswers() if settings.public_url else None,
     )
 
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import pytest
 from cleanup.handler import CleanupSettings, retention_days
+from migrate.handler import roles_from_env
 
 from health.settings import HealthSettings
-from infra.settings import DEFAULTS, ContextError, load_settings
+from infra.settings import DEFAULTS, STAGES_KEY, ContextError, load_settings
 from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.observability import tracing_enabled
@@ -53,7 +54,7 @@ _RANGE = re.compile(r"(-?[\d,]+(?:\.\d+)?) to (-?[\d,]+(?:\.\d+)?)")
 # Variables that boto3 or Powertools read themselves: documented, but never named in our code.
 LIBRARY_PREFIXES = ("AWS_ENDPOINT_URL", "POWERTOOLS_")
 # Upper-case string constants under functions/ that are not environment variables.
-NOT_ENVIRONMENT: frozenset[str] = frozenset()
+NOT_ENVIRONMENT: frozenset[str] = frozenset({"AWS_IAM"})  # a value of HEALTH_URL_AUTH
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ READERS = (
     ),
     Reader("tracing switch", {}, tracing_enabled),
     Reader("clean-up settings", {}, CleanupSettings.from_env),
+    Reader(
+        "migration's database users",
+        {"APP_DB_USER": "app", "APP_SECRET_ARN": "arn:app"},
+        lambda env: roles_from_env(env, lambda arn: "password"),
+    ),
 )
 
 
@@ -278,7 +284,7 @@ def test_the_readers_are_the_code_paths_that_read_settings() -> None:
 
 
 def keys_looked_up_by_the_app() -> set[str]:
-    found = set()
+    found = {STAGES_KEY}  # looked up by load_settings itself, beside the keys of DEFAULTS
     for path in INFRA:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (

@@ -31,7 +31,12 @@ from telemetry_adapter.ledger.connection import DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
-PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com/telemetry/runbook/"}
+# What `cdk synth` passes the app from cdk.json: the feature flags (which change the template) and
+# every committed context value. A variant's own values win, as `-c key=value` does on the command line.
+CDK_JSON_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+RUNBOOK = {"runbookUrl": "https://ops.example.com/telemetry/runbook/"}
+PAGED = {"alarmEmail": "ops@example.com", **RUNBOOK}
+EXTERNAL = {"alarmsSubscribedExternally": True, **RUNBOOK}
 
 # Every supported context variant: name -> context. The default (dev) stage first.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -43,13 +48,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "streamMode": "provisioned",
         "shardCount": 2,
         "streamRetentionHours": 48,
-        "alarmsSubscribedExternally": True,
+        **EXTERNAL,
     },
     "multi-az": {"stage": "maz", "dbMultiAz": True, "dbInstanceClass": "r7g.large", **PAGED},
-    "no-tracing": {"stage": "notrace", "tracing": False, "alarmsSubscribedExternally": True},
-    "no-insights": {"stage": "noinsights", "lambdaInsights": False, "alarmsSubscribedExternally": True},
+    "no-tracing": {"stage": "notrace", "tracing": False, **EXTERNAL},
+    "no-insights": {"stage": "noinsights", "lambdaInsights": False, **EXTERNAL},
     "pinned": {"stage": "pinned", "account": "123456789012", "region": "eu-west-1", **PAGED},
-    "local": {"stage": "local", "local": True, "alarmsSubscribedExternally": True},
+    "local": {"stage": "local", "local": True, "logLevel": "DEBUG", **EXTERNAL},
 }
 LINT_REGIONS = ("us-east-1", "eu-west-1")
 
@@ -94,8 +99,11 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
     # As the CDK CLI does: asset paths in the template metadata (`sam local invoke` reads them).
     # The pinned variant's availability zones, as `cdk synth` with credentials caches them in cdk.context.json.
     zones = {"availability-zones:account=123456789012:region=eu-west-1": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
-    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **zones})
-    stacks = {name: add_stack(app, context, construct_id=f"Variant-{name}") for name, context in VARIANTS.items()}
+    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **zones, **CDK_JSON_CONTEXT})
+    stacks = {
+        name: add_stack(app, {**CDK_JSON_CONTEXT, **context}, construct_id=f"Variant-{name}")
+        for name, context in VARIANTS.items()
+    }
     nag = {name: findings(stack) for name, stack in stacks.items()}
     assembly = app.synth()
     variants = {}
@@ -104,7 +112,7 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
         document = json.loads(path.read_text())
         variants[name] = Synthesized(
             name=name,
-            context=VARIANTS[name],
+            context={**CDK_JSON_CONTEXT, **VARIANTS[name]},
             stack=stack,
             template=Template.from_json(document),
             json=document,
@@ -139,10 +147,9 @@ def variant(request: pytest.FixtureRequest, assembly: Assembly) -> Synthesized:
     return assembly.variants[request.param]
 
 
-@pytest.fixture
-def app_user(database_url: str) -> Iterator[str]:
+def _test_role(database_url: str, kind: str) -> Iterator[str]:
     """A database role name unique to this test (roles are server-wide), dropped afterwards."""
-    name = f"ta_app_{uuid.uuid4().hex[:8]}"
+    name = f"ta_{kind}_{uuid.uuid4().hex[:8]}"
     yield name
     connection = DatabaseSettings.from_url(database_url).connect()
     try:
@@ -151,3 +158,15 @@ def app_user(database_url: str) -> Iterator[str]:
             connection.run(f'DROP ROLE "{name}"')
     finally:
         connection.close()
+
+
+@pytest.fixture
+def app_user(database_url: str) -> Iterator[str]:
+    """The application's role, as the migration creates it, for this test only."""
+    yield from _test_role(database_url, "app")
+
+
+@pytest.fixture
+def reader_user(database_url: str) -> Iterator[str]:
+    """The health function's read-only role, as the migration creates it, for this test only."""
+    yield from _test_role(database_url, "reader")

@@ -24,9 +24,14 @@ NAMED_PROPERTIES = {
     "AWS::Events::Rule": "Name",
     "AWS::S3::Bucket": "BucketName",
 }
-# CDK's own provider functions, named uniquely by CloudFormation: the migration's Provider framework, and
-# the dev stage's bucket emptier (which runs only when the stack is deleted).
-UNNAMED_CDK_FUNCTIONS = ("ProviderframeworkonEvent", "CustomS3AutoDeleteObjectsCustomResourceProvider")
+# CDK's own provider functions, named uniquely by CloudFormation: the migration's Provider framework, the
+# one that removes the VPC default security group's rules (feature flag in cdk.json), and the dev stage's
+# bucket emptier (which runs only when the stack is deleted).
+UNNAMED_CDK_FUNCTIONS = (
+    "ProviderframeworkonEvent",
+    "CustomVpcRestrictDefaultSGCustomResourceProvider",
+    "CustomS3AutoDeleteObjectsCustomResourceProvider",
+)
 
 
 def stage_of(synthesized: Synthesized) -> str:
@@ -110,14 +115,17 @@ def test_protection_and_removal_follow_the_stage(assembly: Assembly) -> None:
     (prod_db,) = prod.of_type("AWS::RDS::DBInstance").values()
     assert dev_db["Properties"]["DeletionProtection"] is False
     assert prod_db["Properties"]["DeletionProtection"] is True
-    assert dev_db["DeletionPolicy"] == prod_db["DeletionPolicy"] == "Snapshot"
+    assert (dev_db["DeletionPolicy"], prod_db["DeletionPolicy"]) == ("Delete", "Snapshot")
     (dev_stream,) = dev.of_type("AWS::Kinesis::Stream").values()
     (prod_stream,) = prod.of_type("AWS::Kinesis::Stream").values()
     assert dev_stream["DeletionPolicy"] == "Delete"
     # Kept when the stack is deleted, removed when the first create rolls back (no collision on retry).
     assert prod_stream["DeletionPolicy"] == "RetainExceptOnCreate"
     for log_group in prod.of_type("AWS::Logs::LogGroup").values():
-        assert log_group["DeletionPolicy"] == "RetainExceptOnCreate"
+        name = log_group["Properties"]["LogGroupName"]
+        # The database's own log goes with the stack (test_lifecycle: a stack stuck in ROLLBACK_FAILED).
+        expected = "Delete" if name.startswith("/aws/rds/") else "RetainExceptOnCreate"
+        assert log_group["DeletionPolicy"] == expected, name
 
 
 def test_migration_custom_resource_carries_what_a_rollback_needs(synthesized: Synthesized) -> None:
@@ -206,13 +214,13 @@ def test_alarm_topic_subscription(assembly: Assembly) -> None:
     assert subscription["Properties"]["Endpoint"] == "ops@example.com"
 
 
-def test_default_runbook_url_outside_dev_is_a_synth_warning(assembly: Assembly) -> None:
-    warned = [
-        name
-        for name, v in assembly.variants.items()
-        if any("runbookUrl" in str(entry.data) for entry in v.stack.node.metadata if entry.type == "aws:cdk:warning")
-    ]
-    assert warned == ["provisioned-stream", "no-tracing", "no-insights", "local"]
+def test_the_committed_stage_values_reach_the_template(assembly: Assembly) -> None:
+    """cdk.json's stages.prod makes the prod ledger Multi-AZ with no -c on the command line."""
+    assert "dbMultiAz" not in assembly.variants["prod"].context
+    (instance,) = assembly.variants["prod"].of_type("AWS::RDS::DBInstance").values()
+    assert instance["Properties"]["MultiAZ"] is True
+    (dev_instance,) = assembly.variants["default"].of_type("AWS::RDS::DBInstance").values()
+    assert dev_instance["Properties"]["MultiAZ"] is False
 
 
 def test_functions_that_use_the_ledger_wait_for_the_migration(variant: Synthesized) -> None:
@@ -255,12 +263,21 @@ def test_processor_environment_for_retries_budget_and_its_queue(synthesized: Syn
     assert synthesized.resources[queue_id]["Properties"]["QueueName"] == "telemetry-adapter-dev-submissions"
 
 
-def test_application_log_level_follows_log_level(synthesized: Synthesized) -> None:
-    for function in synthesized.of_type("AWS::Lambda::Function").values():
-        config = function["Properties"].get("LoggingConfig")
-        if function["Properties"].get("Handler", "").startswith(("processor.", "health.", "cleanup.", "migrate.")):
-            assert config["LogFormat"] == "JSON"
-            assert config["ApplicationLogLevel"] == "INFO"
+def test_lambdas_log_filter_keeps_the_metric_documents(variant: Synthesized) -> None:
+    """EMF metric lines carry no level, so Lambda files them as INFO: a filter above INFO drops them."""
+    settings = load_settings(variant.context)
+    ours = 0
+    for function in variant.of_type("AWS::Lambda::Function").values():
+        properties = function["Properties"]
+        if not properties.get("Handler", "").startswith(("processor.", "health.", "cleanup.", "migrate.")):
+            continue
+        ours += 1
+        config = properties["LoggingConfig"]
+        assert config["LogFormat"] == "JSON"
+        assert config["ApplicationLogLevel"] in ("DEBUG", "INFO")
+        assert config["ApplicationLogLevel"] == ("DEBUG" if settings.log_level == "DEBUG" else "INFO")
+        assert properties["Environment"]["Variables"]["LOG_LEVEL"] == settings.log_level
+    assert ours == 4
 
 
 def test_interface_endpoints_allow_only_our_resources(variant: Synthesized) -> None:
@@ -277,6 +294,10 @@ def test_interface_endpoints_allow_only_our_resources(variant: Synthesized) -> N
 def test_public_health_url_gets_a_small_reserved_concurrency(assembly: Assembly) -> None:
     public = assembly.variants["public-health"].resources["HealthFunction"]["Properties"]
     assert public["ReservedConcurrentExecutions"] == 2
+    # ... and knows it is public, so it answers statuses only (functions/health/public.py).
+    assert public["Environment"]["Variables"]["HEALTH_URL_AUTH"] == "NONE"
+    private = assembly.variants["default"].resources["HealthFunction"]["Properties"]
+    assert private["Environment"]["Variables"]["HEALTH_URL_AUTH"] == "AWS_IAM"
     (url,) = assembly.variants["public-health"].of_type("AWS::Lambda::Url").values()
     assert url["Properties"]["AuthType"] == "NONE"
 

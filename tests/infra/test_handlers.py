@@ -8,13 +8,14 @@ import uuid
 from typing import Any
 
 import boto3
+import pg8000.native
 import pytest
 from cleanup.handler import CleanupSettings, clean_up, retention_days
-from migrate.handler import on_event, scram_verifier, set_up_database
+from migrate.handler import app_role, on_event, reader_role, roles_from_env, scram_verifier, set_up_database
 
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from tests.conftest import REGION
 
@@ -49,11 +50,12 @@ def test_scram_verifier_matches_an_independent_implementation() -> None:
     assert scram_verifier("secret") != scram_verifier("secret")  # random salt by default
 
 
-def test_set_up_database_is_idempotent_and_least_privilege(database_url: str, app_user: str) -> None:
+def test_set_up_database_is_idempotent_and_least_privilege(database_url: str, app_user: str, reader_user: str) -> None:
     connection = DatabaseSettings.from_url(database_url).connect()
     try:
-        assert set_up_database(connection, app_user=app_user, app_password="pw-one") == []  # already migrated
-        assert set_up_database(connection, app_user=app_user, app_password="pw-two") == []  # run twice: fine
+        roles = [app_role(app_user, "pw-one"), reader_role(reader_user, "pw-r")]
+        assert set_up_database(connection, roles) == []  # already migrated
+        assert set_up_database(connection, [app_role(app_user, "pw-two"), reader_role(reader_user, "pw-r")]) == []
         stored = connection.run("SELECT rolpassword FROM pg_authid WHERE rolname = :n", n=app_user)[0][0]
     finally:
         connection.close()
@@ -66,21 +68,81 @@ def test_set_up_database_is_idempotent_and_least_privilege(database_url: str, ap
             "DELETE": True,
             "TRUNCATE": False,
         }
-    assert not any(privileges(database_url, app_user, "schema_migrations").values())
+        assert privileges(database_url, reader_user, table) == {
+            "SELECT": True,
+            "INSERT": False,
+            "UPDATE": False,
+            "DELETE": False,
+            "TRUNCATE": False,
+        }
+    for user in (app_user, reader_user):
+        assert not any(privileges(database_url, user, "schema_migrations").values())
 
 
-def test_custom_resource_events(database_url: str, app_user: str, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_health_functions_role_reads_and_cannot_write(database_url: str, reader_user: str) -> None:
+    """Signed in as the read-only role: the health checks' and the operators' lookup statements run;
+    every write is refused by PostgreSQL."""
+    from health.operations import SUBMISSION_SQL
+
+    admin = DatabaseSettings.from_url(database_url).connect()
+    try:
+        set_up_database(admin, [reader_role(reader_user, "read-only-pw")])
+    finally:
+        admin.close()
+    as_reader = DatabaseSettings.from_url(database_url)
+    reader = DatabaseSettings(
+        host=as_reader.host,
+        port=as_reader.port,
+        database=as_reader.database,
+        user=reader_user,
+        password="read-only-pw",
+        unix_socket=as_reader.unix_socket,
+        tls=as_reader.tls,
+    ).connect()
+    try:
+        ledger = Ledger(ConnectionProvider(lambda *_: reader))
+        assert ledger.missing_tables() == []
+        ledger.last_heartbeat_age_seconds()
+        reader.run(SUBMISSION_SQL, submission_id=str(uuid.uuid4()))
+        for write in (
+            "INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size) VALUES ('w', now(), 1)",
+            "UPDATE submission_ledger SET published_count = 0",
+            "DELETE FROM submission_ledger",
+            "TRUNCATE processor_heartbeat",
+            "CREATE TABLE intruder (id int)",
+        ):
+            with pytest.raises(pg8000.native.DatabaseError) as refused:
+                reader.run(write)
+            assert refused.value.args[0]["C"] == "42501", write  # insufficient_privilege
+    finally:
+        reader.close()
+
+
+def test_custom_resource_events(
+    database_url: str, app_user: str, reader_user: str, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = boto3.client("secretsmanager", region_name=REGION)
-    arn = secrets.create_secret(Name="app", SecretString=json.dumps({"username": app_user, "password": "s3cret"}))[
-        "ARN"
-    ]
+
+    def secret(name: str, user: str) -> str:
+        value = json.dumps({"username": user, "password": f"{name}-s3cret"})
+        return str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("APP_SECRET_ARN", arn)
+    monkeypatch.setenv("APP_SECRET_ARN", secret("app", app_user))
     monkeypatch.setenv("APP_DB_USER", app_user)
+    monkeypatch.setenv("HEALTH_SECRET_ARN", secret("health", reader_user))
+    monkeypatch.setenv("HEALTH_DB_USER", reader_user)
     created = on_event({"RequestType": "Create"}, None)
     assert created["PhysicalResourceId"] == "ledger-migrations"
     assert created["Data"] == {"Applied": ""}
     assert privileges(database_url, app_user, "submission_ledger")["INSERT"] is True
+    assert privileges(database_url, reader_user, "submission_ledger") == {
+        "SELECT": True,
+        "INSERT": False,
+        "UPDATE": False,
+        "DELETE": False,
+        "TRUNCATE": False,
+    }
     updated = on_event({"RequestType": "Update", "PhysicalResourceId": "ledger-migrations"}, None)
     assert updated["PhysicalResourceId"] == "ledger-migrations"
     deleted: dict[str, Any] = on_event({"RequestType": "Delete", "PhysicalResourceId": "ledger-migrations"}, None)
@@ -111,3 +173,19 @@ def test_cleanup_retention_setting() -> None:
     assert retention_days({"LEDGER_RETENTION_DAYS": "30"}) == 30
     with pytest.raises(ConfigurationError, match="LEDGER_RETENTION_DAYS"):
         retention_days({"LEDGER_RETENTION_DAYS": "0"})
+
+
+def test_the_migration_names_a_missing_user_setting() -> None:
+    with pytest.raises(ConfigurationError, match="APP_SECRET_ARN"):
+        roles_from_env({"APP_DB_USER": "app"}, lambda arn: "pw")
+    with pytest.raises(ConfigurationError, match="HEALTH_SECRET_ARN"):
+        roles_from_env({"APP_DB_USER": "app", "APP_SECRET_ARN": "a", "HEALTH_DB_USER": "reader"}, lambda arn: "pw")
+    roles = roles_from_env(
+        {"APP_DB_USER": "app", "APP_SECRET_ARN": "a", "HEALTH_DB_USER": "reader", "HEALTH_SECRET_ARN": "h"},
+        lambda arn: f"pw-{arn}",
+    )
+    assert [(role.name, role.password, role.privileges) for role in roles] == [
+        ("app", "pw-a", ("SELECT", "INSERT", "UPDATE", "DELETE")),
+        ("reader", "pw-h", ("SELECT",)),
+    ]
+    assert "pw-a" not in repr(roles)

@@ -109,12 +109,47 @@ def test_alarm_topic_is_encrypted(synthesized: Synthesized) -> None:
     assert "KmsMasterKeyId" in topic
 
 
-def test_cleanup_alarm_counts_errors_and_undelivered_events(synthesized: Synthesized) -> None:
+def cleanup_function(synthesized: Synthesized) -> str:
+    (logical_id,) = (
+        key
+        for key, value in synthesized.of_type("AWS::Lambda::Function").items()
+        if value["Properties"].get("Handler") == "cleanup.handler.lambda_handler"
+    )
+    return logical_id
+
+
+def test_a_failed_cleanup_pages_on_its_own_metric(synthesized: Synthesized) -> None:
+    """A single metric: a sum with a second, sparse metric (the clean-up DLQ publishes nothing while it
+    is inactive) would have no datapoint whenever either operand has none, and never page."""
     alarm = alarms(synthesized)["CleanupFailed"]
-    queries = {query["Id"]: query for query in alarm["Metrics"]}
-    assert queries["errors"]["MetricStat"]["Metric"]["MetricName"] == "Errors"
-    assert queries["undelivered"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert alarm["Threshold"] == 1
+    assert "Metrics" not in alarm
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": cleanup_function(synthesized)}}]
+    assert alarm["Period"] == 3600
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_a_cleanup_that_stops_running_pages_after_26_hours(synthesized: Synthesized) -> None:
+    """No invocation for 26 hours: a missed daily run (undelivered schedule event, disabled rule, lost
+    permission), with two hours to spare for a late one. No invocation means no datapoint, so missing
+    data must count as breaching."""
+    alarm = alarms(synthesized)["CleanupNotRunning"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Invocations", "Sum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": cleanup_function(synthesized)}}]
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 26 * 3600
+    assert alarm["DatapointsToAlarm"] == alarm["EvaluationPeriods"]
+    assert alarm["Period"] >= 3600  # longer evaluation ranges than a day need periods of an hour or more
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "LessThanThreshold")
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["AlarmActions"] == [topic_ref(synthesized)]
+
+
+def test_cpu_credit_alarm_says_what_an_empty_balance_costs(synthesized: Synthesized) -> None:
+    """RDS runs db.t3 and db.t4g in Unlimited mode: an empty balance is not throttled, it is billed."""
+    description = alarms(synthesized)["LedgerCpuCreditsLow"]["AlarmDescription"]
+    assert "surplus" in description
+    assert "throttled" not in description
 
 
 def test_cpu_credit_alarm_only_for_burstable_classes(assembly: Assembly) -> None:

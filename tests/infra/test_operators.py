@@ -27,17 +27,21 @@ def test_the_policy_allows_exactly_what_the_tool_calls(variant: Synthesized) -> 
     expected = {
         "ReadStackOutputs": ("cloudformation:DescribeStacks", {"Ref": "AWS::StackId"}),
         "PeekAndRedriveDeadLetters": (
-            ["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             dlq,
         ),
-        "SendToSubmissions": (["sqs:SendMessage", "sqs:GetQueueAttributes"], queue),
+        "SendToSubmissions": (["sqs:GetQueueAttributes", "sqs:SendMessage"], queue),
         "ListQuarantine": ("s3:ListBucket", bucket),
         "ReadQuarantine": ("s3:GetObject", rejected_objects(variant)),
         "AskTheHealthFunction": ("lambda:InvokeFunction", {"Fn::GetAtt": ["HealthFunction", "Arn"]}),
+        # The runbook's HEALTH_URL requests, signed with the operator's credentials (IAM auth).
+        "CallTheHealthUrl": ("lambda:InvokeFunctionUrl", {"Fn::GetAtt": ["HealthFunction", "Arn"]}),
     }
+    # cdk.json's @aws-cdk/aws-iam:minimizePolicies sorts the actions.
     assert {sid: (s["Action"], s["Resource"]) for sid, s in statements.items()} == expected
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
     assert statements["ListQuarantine"]["Condition"] == {"StringLike": {"s3:prefix": ["rejected/*"]}}
+    assert statements["CallTheHealthUrl"]["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
     text = json.dumps(statements)
     for never in ("kinesis:", "rds-db:", "s3:PutObject", "s3:Delete", "secretsmanager:"):
         assert never not in text

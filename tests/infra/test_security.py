@@ -85,6 +85,36 @@ def test_processor_may_only_put_to_the_stream_and_quarantine_connect_as_app_user
     assert all(resource == {"Fn::GetAtt": [queue_id, "Arn"]} for resource in actions.values())
 
 
+def test_the_health_function_signs_in_as_the_read_only_user(variant: Synthesized) -> None:
+    """Its URL may be public: it connects as ``telemetry_health`` (SELECT only), never as the app user."""
+    health = variant.resources["HealthFunction"]["Properties"]
+    assert health["Environment"]["Variables"]["DB_USER"] == "telemetry_health"
+    role_id = health["Role"]["Fn::GetAtt"][0]
+    connects = [
+        json.dumps(statement["Resource"])
+        for statement in role_policies(variant, role_id)
+        if statement["Action"] == "rds-db:connect"
+    ]
+    assert len(connects) == 1
+    assert connects[0].endswith('"/telemetry_health"]]}')
+    assert "telemetry_app" not in json.dumps(role_policies(variant, role_id))
+
+
+def test_rds_proxy_holds_a_secret_for_every_user_it_signs_in_as(variant: Synthesized) -> None:
+    """IAM authenticates the functions to the proxy; the proxy signs in to PostgreSQL with each user's
+    password, read from that user's secret through the Secrets Manager endpoint."""
+    (proxy,) = variant.of_type("AWS::RDS::DBProxy").values()
+    secrets = sorted(json.dumps(auth["SecretArn"]) for auth in proxy["Properties"]["Auth"])
+    assert len(secrets) == 3
+    (endpoint,) = [
+        value
+        for value in variant.of_type("AWS::EC2::VPCEndpoint").values()
+        if "secretsmanager" in json.dumps(value["Properties"]["ServiceName"])
+    ]
+    (statement,) = endpoint["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(json.dumps(resource) for resource in statement["Resource"]) == secrets
+
+
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(variant: Synthesized) -> None:
     assert variant.nag_findings == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,8 @@ from infra.settings import DEFAULT_RUNBOOK_URL, DEFAULTS, ContextError, load_set
 from telemetry_adapter.retry_schedule import guaranteed_wait_seconds
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem
 
-PAGED = {"alarmEmail": "ops@example.com"}
+ROOT = Path(__file__).resolve().parents[2]
+PAGED = {"alarmEmail": "ops@example.com", "runbookUrl": "https://ops.example.com/runbook/"}
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -30,7 +33,6 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.tracing is True
     assert settings.lambda_insights is True
     assert settings.local is False
-    assert settings.warnings == ()
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -84,17 +86,80 @@ def test_stage_must_fit_every_resource_name(stage: str) -> None:
 
 
 def test_a_stage_other_than_dev_needs_someone_to_page() -> None:
+    runbook = {"runbookUrl": PAGED["runbookUrl"]}
     with pytest.raises(ContextError, match="needs someone to page: set alarmEmail"):
-        load_settings({"stage": "prod"})
-    assert load_settings({"stage": "prod", "alarmsSubscribedExternally": "true"}).alarm_email is None
+        load_settings({"stage": "prod", **runbook})
+    assert load_settings({"stage": "prod", "alarmsSubscribedExternally": "true", **runbook}).alarm_email is None
     assert load_settings({"stage": "prod", **PAGED}).alarm_email == "ops@example.com"
 
 
-def test_default_runbook_url_warns_outside_dev() -> None:
+def test_a_stage_other_than_dev_needs_its_own_runbook_url() -> None:
+    """Every alarm description links to the runbook; the default is the docs served on the deployer's
+    own machine, useless to whoever is paged."""
     assert load_settings({}).runbook_url == DEFAULT_RUNBOOK_URL
-    (warning,) = load_settings({"stage": "prod", **PAGED}).warnings
-    assert "runbookUrl" in warning
-    assert load_settings({"stage": "prod", "runbookUrl": "https://ops.example.com/runbook/", **PAGED}).warnings == ()
+    for context in ({"stage": "prod", "alarmEmail": "ops@example.com"}, {"stage": "prod", **PAGED, "runbookUrl": ""}):
+        with pytest.raises(ContextError, match="runbookUrl"):
+            load_settings(context)
+    with pytest.raises(ContextError, match="runbookUrl"):
+        load_settings({"stage": "prod", **PAGED, "runbookUrl": DEFAULT_RUNBOOK_URL})
+    assert load_settings({"stage": "prod", **PAGED}).runbook_url == PAGED["runbookUrl"]
+
+
+# --- per-stage values committed in cdk.json ---------------------------------------------------------
+
+
+STAGES = {"prod": {"dbMultiAz": True, **PAGED}, "staging": {"alarmsSubscribedExternally": True}}
+
+
+def test_the_selected_stages_committed_values_apply() -> None:
+    prod = load_settings({"stage": "prod", "stages": STAGES})
+    assert prod.db_multi_az is True
+    assert prod.alarm_email == "ops@example.com"
+    assert prod.runbook_url == PAGED["runbookUrl"]
+    staging = load_settings({"stage": "staging", "stages": STAGES, "runbookUrl": PAGED["runbookUrl"]})
+    assert staging.db_multi_az is False  # prod's values stay prod's
+    assert staging.alarms_subscribed_externally is True
+    assert load_settings({"stages": STAGES}).db_multi_az is False  # dev has no entry
+
+
+def test_a_value_given_on_the_command_line_wins_over_the_stages_entry() -> None:
+    assert load_settings({"stage": "prod", "stages": STAGES, "dbMultiAz": "false"}).db_multi_az is False
+    assert load_settings({"stage": "prod", "stages": STAGES, "batchSize": "20"}).batch_size == 20
+
+
+def test_a_stages_entry_is_validated_like_the_command_line() -> None:
+    with pytest.raises(ContextError, match="dbMultiAz must be true or false"):
+        load_settings({"stage": "prod", "stages": {"prod": {**PAGED, "dbMultiAz": "yes"}}})
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        (
+            {"prod": {**PAGED, "dbMultiAZ": True}},
+            "stages.prod: unknown context key 'dbMultiAZ' (did you mean dbMultiAz?)",
+        ),
+        ({"staging": {"shardcount": 2}}, "stages.staging: unknown context key 'shardcount'"),
+        ({"prod": {**PAGED, "stage": "other"}}, "stages.prod: unknown context key 'stage'"),
+        ({"Prod": {}}, "stages: 'Prod' is not a stage name"),
+        ({"prod": ["dbMultiAz"]}, "stages.prod must be an object"),
+        (["prod"], "stages must be an object"),
+    ],
+)
+def test_every_stages_entry_names_only_known_keys(stages: Any, message: str) -> None:
+    """Typos are caught on any synth, whichever stage is deployed."""
+    with pytest.raises(ContextError) as raised:
+        load_settings({"stages": stages})
+    assert message in str(raised.value)
+
+
+def test_the_committed_stages_are_valid() -> None:
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    assert load_settings(context).stage == "dev"
+    for stage in context["stages"]:
+        settings = load_settings({**context, "stage": stage, **PAGED})
+        assert settings.stage == stage
+    assert load_settings({**context, "stage": "prod", **PAGED}).db_multi_az is True
 
 
 def test_local_template_leaves_out_lambda_insights() -> None:
@@ -234,3 +299,16 @@ def test_bad_values_are_rejected_with_the_key_named(context: dict[str, Any], mes
 
 def test_every_default_is_valid() -> None:
     load_settings(DEFAULTS)
+
+
+@pytest.mark.parametrize(("level", "filter_level"), [("DEBUG", "DEBUG"), ("INFO", "INFO")])
+def test_log_levels_that_keep_the_metrics(level: str, filter_level: str) -> None:
+    settings = load_settings({"logLevel": level})
+    assert settings.log_level == level
+    assert settings.application_log_filter == filter_level
+
+
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_log_levels_above_info_are_refused_because_they_would_drop_the_metrics(level: str) -> None:
+    with pytest.raises(ContextError, match=r"logLevel.*metric"):
+        load_settings({"logLevel": level})

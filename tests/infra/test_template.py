@@ -84,7 +84,7 @@ def test_proxy_requires_iam_and_tls(synthesized: Synthesized) -> None:
     proxy = only(synthesized.of_type("AWS::RDS::DBProxy"))["Properties"]
     assert proxy["RequireTLS"] is True
     assert proxy["EngineFamily"] == "POSTGRESQL"
-    assert len(proxy["Auth"]) == 2  # the admin (migration) and the app user
+    assert len(proxy["Auth"]) == 3  # the admin (migration), the app user, the health function's reader
     assert all(auth["IAMAuth"] == "REQUIRED" for auth in proxy["Auth"])
 
 
@@ -141,6 +141,8 @@ def test_migration_custom_resource(synthesized: Synthesized) -> None:
     migrate = next(v for v in functions.values() if v["Properties"].get("Handler") == "migrate.handler.on_event")
     assert migrate["Properties"]["Environment"]["Variables"]["DB_USER"] == "postgres"
     assert migrate["Properties"]["Environment"]["Variables"]["APP_DB_USER"] == "telemetry_app"
+    assert migrate["Properties"]["Environment"]["Variables"]["HEALTH_DB_USER"] == "telemetry_health"
+    assert migration["Properties"]["HealthUser"] == "telemetry_health"
 
 
 def test_daily_cleanup_rule(synthesized: Synthesized) -> None:
