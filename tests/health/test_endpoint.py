@@ -140,7 +140,8 @@ def test_an_old_open_breaker_and_a_heartbeat_without_the_column_do_not_degrade(h
     connection = DatabaseSettings.from_url(health_env["DATABASE_URL"]).connect()
     try:  # the heartbeat statement of the code before migration 0002, verbatim
         connection.run(
-            "INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size) VALUES ('worker-old', now(), 1) "
+            "INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size) "
+            "VALUES ('worker-old', now(), 1) "
             "ON CONFLICT (worker_id) DO UPDATE SET last_batch_at = excluded.last_batch_at, "
             "last_batch_size = excluded.last_batch_size"
         )

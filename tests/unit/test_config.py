@@ -141,5 +141,5 @@ def test_retry_and_breaker_settings_are_read_and_the_cap_holds_the_base() -> Non
     )
     assert (settings.retry.base_delay_seconds, settings.retry.max_delay_seconds) == (5, 5)
     assert (settings.breaker.failures_to_open, settings.breaker.cooldown_seconds) == (0, 120)
-    with pytest.raises(ConfigurationError, match="RETRY_MAX_DELAY_SECONDS .4. must be at least RETRY_BASE_DELAY"):
+    with pytest.raises(ConfigurationError, match=r"RETRY_MAX_DELAY_SECONDS \(4\) must be at least RETRY_BASE_DELAY"):
         Settings.from_env({"STREAM_NAME": "s", "RETRY_BASE_DELAY_SECONDS": "5", "RETRY_MAX_DELAY_SECONDS": "4"})
