@@ -23,7 +23,7 @@ from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock
 from devkit.pgproxy import LatencyProxy, latency_proxy
 from processor.handler import handle_batch
 from telemetry_adapter.backoff import NO_TIME, VisibilityBackoff
-from telemetry_adapter.circuit_breaker import BreakerState, CircuitBreaker
+from telemetry_adapter.circuit_breaker import Admission, BreakerState, CircuitBreaker, Outcome
 from telemetry_adapter.config import BreakerSettings, PublishSettings, RetrySettings, Settings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -243,7 +243,7 @@ def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes
     proxy.accept_connections()
     clock.advance(BREAKER.cooldown_seconds)  # half-open: the next batch probes, and finds the ledger back
     assert handle(pipeline, records) == {"batchItemFailures": []}
-    assert pipeline.breaker.state is BreakerState.CLOSED
+    assert pipeline.breaker.record(Admission.NOT_ASKED, Outcome.SILENT) is BreakerState.CLOSED
     published = {submission for call in recorder.calls for submission, _ in call.records}
     assert published == {document["submission_id"] for document in documents}
     assert recorder.order_violations() == []
