@@ -236,8 +236,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     problem = retry_problem(options)
     if problem:
         parser.error(problem)
-    if options.ledger_outage and (options.worker or options.database_url):
-        parser.error("--ledger-outage needs the embedded PostgreSQL (not --worker or --database-url)")
+    if options.ledger_outage and options.worker:
+        parser.error("--ledger-outage is for a local run: --worker reaches the ledger the environment names")
     if options.worker and options.db_port:
         parser.error("--db-port is for the embedded PostgreSQL, which --worker does not start")
     if options.database_url and options.db_port:
