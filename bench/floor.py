@@ -47,6 +47,7 @@ class Floor:
             "owner": _OWNER,
             "worker": _OWNER,
             "batch_size": batch.size,
+            "breaker": "closed",
         }
         packed = ordered_calls(batch.records) if ordered else unordered_calls(batch.records)
         self.calls: Sequence[list[dict[str, Any]]] = [

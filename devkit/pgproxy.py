@@ -6,8 +6,10 @@ holds every chunk the server sends for ``rtt`` after it arrived (a delay line, n
 sleeps: bytes that arrive together leave together), so each request/response exchange costs one
 RTT more, here as it would in AWS: the benchmark's modelled network. It counts those exchanges
 (:attr:`LatencyProxy.round_trips`: the ledger's connection makes one per statement, pg8000's own
-three), records what clients sent when asked to (``record=True``), and cuts a connection in the
-middle of an exchange (:meth:`LatencyProxy.cut_next_request`): the tests' view of the wire.
+three), records what clients sent when asked to (``record=True``), cuts a connection in the
+middle of an exchange (:meth:`LatencyProxy.cut_next_request`), and takes the database off the
+network for a while (:meth:`LatencyProxy.refuse_connections`: every connection dropped, every new
+one closed at once, as clients see a database or proxy outage): the tests' view of the wire.
 
 Bounded: at most ``max_connections`` clients, 127.0.0.1 only, three daemon threads per client,
 everything closed by :meth:`LatencyProxy.stop`.
@@ -55,6 +57,9 @@ class LatencyProxy:
         self.cuts = 0
         """Connections cut by :meth:`cut_next_request`."""
         self._cut = threading.Event()
+        self._refusing = threading.Event()
+        self.refused = 0
+        """Connections closed on arrival while refusing."""
 
     @property
     def url(self) -> str:
@@ -74,6 +79,30 @@ class LatencyProxy:
         has sent its request and then finds the connection closed, as when a network path or a proxy
         drops in the middle of an exchange."""
         self._cut.set()
+
+    def refuse_connections(self) -> None:
+        """Drop every open connection and close each new one as it arrives, until
+        :meth:`accept_connections`: the database is unreachable, but the port stays this proxy's."""
+        self._refusing.set()
+        self._close_open_sockets()
+
+    def accept_connections(self) -> None:
+        """End :meth:`refuse_connections`: new connections are forwarded again."""
+        self._refusing.clear()
+
+    @property
+    def refusing(self) -> bool:
+        """Whether connections are being refused."""
+        return self._refusing.is_set()
+
+    def _close_open_sockets(self) -> None:
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), []
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
     def stop(self) -> None:
         """Close every socket and wait (bounded) for the threads to end."""
@@ -118,6 +147,12 @@ class LatencyProxy:
                 continue
             except OSError:
                 return  # the listener was closed by stop()
+            if self._refusing.is_set():
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+                client.close()
+                self.refused += 1
+                continue
             if self.connections >= self._max_connections:
                 client.close()
                 continue
@@ -180,9 +215,11 @@ class LatencyProxy:
 
 
 @contextlib.contextmanager
-def latency_proxy(database_url: str, rtt_ms: float, *, record: bool = False) -> Iterator[LatencyProxy]:
+def latency_proxy(
+    database_url: str, rtt_ms: float, *, record: bool = False, max_connections: int = 32
+) -> Iterator[LatencyProxy]:
     """A started proxy for the duration of the block."""
-    proxy = LatencyProxy(database_url, rtt_ms / 1000, record=record)
+    proxy = LatencyProxy(database_url, rtt_ms / 1000, record=record, max_connections=max_connections)
     proxy.start()
     try:
         yield proxy

@@ -239,6 +239,14 @@ class Monitoring(Construct):
                 at_least,
                 "Batches could not reach the ledger database (RDS Proxy or PostgreSQL down or overloaded).",
             ),
+            _AlarmSpec(
+                "CircuitBreakerOpen",
+                app_metric("CircuitBreakerOpen", statistic="Maximum"),
+                1,
+                at_least,
+                "A processor's circuit breaker is open: the ledger or Kinesis kept failing, so batches fail fast "
+                "and their messages wait in the queue with a growing backoff.",
+            ),
         ]
 
     def _database_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
@@ -362,6 +370,7 @@ class Monitoring(Construct):
                 graph(
                     "Messages received vs acknowledged",
                     [app_metric(name) for name in ("MessagesReceived", "MessagesAcknowledged", "MessagesFailed")],
+                    [app_metric("MessagesBackedOff"), app_metric("BackoffFailures")],
                 ),
                 graph("Events published", [app_metric("EventsPublished"), app_metric("SubmissionsCompleted")]),
             ],
@@ -393,7 +402,7 @@ class Monitoring(Construct):
                         for name in ("claim", "outcome")
                         for stat in ("p50", "p99")
                     ],
-                    [app_metric("LedgerFailures")],
+                    [app_metric("LedgerFailures"), app_metric("CircuitBreakerOpen", statistic="Maximum")],
                 ),
                 graph(
                     "Queue depth and oldest message (s)",

@@ -3,7 +3,8 @@
 The pipeline is built from the same pieces and the same environment as
 :func:`telemetry_adapter.runtime.default_pipeline`, with two differences at the boundaries: the Kinesis
 client may be wrapped in :class:`devkit.kinesis.FlakyKinesis` (record failures like a throttled
-stream), and :class:`RecordingPipeline` adds every :class:`BatchReport` to the run's tally. The
+stream), and :class:`RecordingPipeline` adds every concluded :class:`BatchReport` (backoff and circuit
+breaker included) to the run's tally. The
 handler is :func:`processor.handler.handle_batch` under the same Powertools decorators as
 ``lambda_handler`` (context in the logs, EMF metrics flushed per invocation).
 """
@@ -22,23 +23,25 @@ from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import logger, metrics
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
-from telemetry_adapter.runtime import kinesis_client, ledger_from_env
+from telemetry_adapter.runtime import kinesis_client, ledger_from_env, visibility_backoff
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class RecordingPipeline(BatchPipeline):
-    """A :class:`BatchPipeline` that adds each batch's report to a tally."""
+    """A :class:`BatchPipeline` that adds each batch's report to a tally, once the batch is concluded."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher, tally: Tally) -> None:
-        super().__init__(settings, ledger, publisher)
+    def __init__(
+        self, settings: Settings, ledger: Ledger, publisher: OrderedPublisher, tally: Tally, **options: Any
+    ) -> None:
+        super().__init__(settings, ledger, publisher, **options)
         self._tally = tally
 
-    def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
-        """Process the batch, then record what happened."""
-        report = super().process(records, deadline)
+    def conclude(self, records: Sequence[Mapping[str, Any]], report: BatchReport, deadline: Deadline) -> None:
+        """Conclude the batch, then record what happened."""
+        super().conclude(records, report, deadline)
         self._tally.add_report(report)
-        return report
+        self._tally.set(breaker=report.breaker_state.value, breaker_opened=self.breaker.times_opened)
 
 
 def build_pipeline(tally: Tally, *, kinesis_error_rate: float = 0.0, seed: int = 1) -> RecordingPipeline:
@@ -49,7 +52,7 @@ def build_pipeline(tally: Tally, *, kinesis_error_rate: float = 0.0, seed: int =
     if kinesis_error_rate > 0:
         client = FlakyKinesis(client, record_failure_rate=kinesis_error_rate, seed=seed)
     publisher = OrderedPublisher(client, settings.stream_name, settings.publish)
-    return RecordingPipeline(settings, ledger, publisher, tally)
+    return RecordingPipeline(settings, ledger, publisher, tally, backoff=visibility_backoff(settings))
 
 
 def lambda_style_handler(pipeline: BatchPipeline) -> Handler:

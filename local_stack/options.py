@@ -16,6 +16,7 @@ from devkit.cli_flags import integer, number, port, rate
 from local_stack.stack_file import DEFAULT_PATH as DEFAULT_STACK_FILE
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
+from telemetry_adapter.retry_schedule import MAX_VISIBILITY_SECONDS, guaranteed_wait_seconds, receives_for_tolerance
 
 FIXED_AWS_PORT = 4566
 FIXED_DB_PORT = 15432
@@ -34,11 +35,24 @@ class Options:
     duplicate_rate: float = 0.05
     kinesis_error_rate: float = 0.0
     db_restart_every: float = 0.0
+    ledger_outage: float = 0.0
+    """Seconds the ledger is unreachable (``--ledger-outage``); 0: no outage."""
+    ledger_outage_at: float = 5.0
+    """Seconds after the fleet starts when the outage begins (``--ledger-outage-at``)."""
     batch_size: int = 10
     batching_window: float = 0.0
     visibility_timeout: int = 30
     function_timeout: float = 5.0
-    max_receive_count: int = 5
+    max_receive_count: int | None = None
+    """Receives before the DLQ; None: derived from ``outage_tolerance`` as the CDK app derives it."""
+    outage_tolerance: int = 60
+    """Seconds a message that keeps failing must be retried before the DLQ (``outageToleranceHours``)."""
+    retry_base_delay: int = 1
+    """The processor's ``RETRY_BASE_DELAY_SECONDS``."""
+    retry_max_delay: int = 8
+    """The processor's ``RETRY_MAX_DELAY_SECONDS``."""
+    breaker_cooldown: int = 5
+    """The processor's ``CIRCUIT_BREAKER_COOLDOWN_SECONDS``."""
     drain_timeout: float = 120.0
     aws_port: int = 0
     db_port: int = 0
@@ -51,6 +65,22 @@ class Options:
     """Where the run's endpoints are written while it runs, for ``make ops ARGS='--local ...'``."""
     worker: bool = False
     seed: int | None = None
+
+    @property
+    def receives(self) -> int:
+        """The queue's ``maxReceiveCount``: as given, or the fewest receives whose backoff covers the
+        outage tolerance (:func:`~telemetry_adapter.retry_schedule.receives_for_tolerance`)."""
+        if self.max_receive_count is not None:
+            return self.max_receive_count
+        return receives_for_tolerance(self.outage_tolerance, self.retry_base_delay, self.retry_max_delay)
+
+    def processor_environment(self) -> dict[str, str]:
+        """The processor's retry and circuit breaker settings for this run."""
+        return {
+            "RETRY_BASE_DELAY_SECONDS": str(self.retry_base_delay),
+            "RETRY_MAX_DELAY_SECONDS": str(self.retry_max_delay),
+            "CIRCUIT_BREAKER_COOLDOWN_SECONDS": str(self.breaker_cooldown),
+        }
 
 
 def _database_url(text: str) -> str:
@@ -100,6 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.db_restart_every,
         help="seconds between terminating the ledger's sessions; 0 = never",
     )
+    faults.add_argument(
+        "--ledger-outage",
+        type=number(0, 86_400),
+        default=defaults.ledger_outage,
+        help="seconds the ledger is unreachable (connections dropped and refused); 0 = no outage",
+    )
+    faults.add_argument(
+        "--ledger-outage-at",
+        type=number(0, 86_400),
+        default=defaults.ledger_outage_at,
+        help="seconds after the fleet starts when the ledger outage begins",
+    )
+    retries = parser.add_argument_group("retries and circuit breaker (the processor's settings)")
+    retries.add_argument(
+        "--retry-base-delay",
+        type=integer(1, MAX_VISIBILITY_SECONDS),
+        default=defaults.retry_base_delay,
+        help="a failed message's first backoff, seconds (RETRY_BASE_DELAY_SECONDS)",
+    )
+    retries.add_argument(
+        "--retry-max-delay",
+        type=integer(1, MAX_VISIBILITY_SECONDS),
+        default=defaults.retry_max_delay,
+        help="the longest backoff, seconds (RETRY_MAX_DELAY_SECONDS)",
+    )
+    retries.add_argument(
+        "--outage-tolerance",
+        type=integer(1, 7 * 86_400),
+        default=defaults.outage_tolerance,
+        help="seconds a failing message is retried before the DLQ; sizes --max-receive-count",
+    )
+    retries.add_argument(
+        "--breaker-cooldown",
+        type=integer(1, 3_600),
+        default=defaults.breaker_cooldown,
+        help="seconds an open circuit breaker waits before a probe (CIRCUIT_BREAKER_COOLDOWN_SECONDS)",
+    )
     esm = parser.add_argument_group("event source and function (as deployed)")
     esm.add_argument("--batch-size", type=integer(1, 10_000), default=defaults.batch_size, help="messages per batch")
     esm.add_argument(
@@ -110,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     esm.add_argument("--function-timeout", type=number(1, 900), default=defaults.function_timeout, help="seconds")
     esm.add_argument(
-        "--max-receive-count", type=integer(1, 1000), default=defaults.max_receive_count, help="receives before DLQ"
+        "--max-receive-count",
+        type=integer(1, 1000),
+        default=defaults.max_receive_count,
+        help="receives before DLQ [default: the fewest whose backoff covers --outage-tolerance]",
     )
     esm.add_argument(
         "--drain-timeout", type=number(0, 3600), default=defaults.drain_timeout, help="seconds to empty the queue"
@@ -163,8 +233,34 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     options = replace(Options(), **namespace)
     if options.visibility_timeout < options.function_timeout:
         parser.error("--visibility-timeout must be at least --function-timeout (AWS advises 6 times)")
+    problem = retry_problem(options)
+    if problem:
+        parser.error(problem)
+    if options.ledger_outage and options.worker:
+        parser.error("--ledger-outage is for a local run: --worker reaches the ledger the environment names")
     if options.worker and options.db_port:
         parser.error("--db-port is for the embedded PostgreSQL, which --worker does not start")
     if options.database_url and options.db_port:
         parser.error("--db-port is for the embedded PostgreSQL; --database-url names another server")
     return options
+
+
+def retry_problem(options: Options) -> str | None:
+    """Why the queue's ``maxReceiveCount`` and the processor's backoff disagree, or None: the same rules
+    the CDK app applies at synth time (``infra/settings.py``), so a run is sized as a stack would be."""
+    base, cap, tolerance = options.retry_base_delay, options.retry_max_delay, options.outage_tolerance
+    if cap < base:
+        return f"--retry-max-delay ({cap}) must be at least --retry-base-delay ({base})"
+    if options.max_receive_count is None:
+        try:
+            receives_for_tolerance(tolerance, base, cap)
+        except ValueError as error:
+            return f"--outage-tolerance ({tolerance}): {error}; raise --retry-max-delay"
+        return None
+    waited = guaranteed_wait_seconds(options.max_receive_count, base, cap)
+    if waited < tolerance:
+        return (
+            f"--max-receive-count ({options.max_receive_count}) dead-letters a failing message after {waited} s of "
+            f"backoff, less than --outage-tolerance ({tolerance} s); leave it out to derive it, or lower the tolerance"
+        )
+    return None

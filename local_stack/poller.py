@@ -5,7 +5,8 @@ ReceiveMessage (up to 10 per call, more calls until the batch size or the batchi
 reached), with the configured visibility timeout and every system attribute; build the Lambda event
 from the real messages (``messageId``, ``receiptHandle``, ``ApproximateReceiveCount``...); invoke
 with a context whose deadline is the function timeout; delete every message not listed in
-``batchItemFailures`` and leave the failures to reappear when their visibility timeout ends. An
+``batchItemFailures`` and leave the failures to reappear when their visibility ends (the backoff the
+processor set, or else the visibility timeout). An
 invocation that raises fails its whole batch, as in Lambda. SQS itself (moto 5 implements it on
 receive) moves a message to the DLQ once it has been received ``maxReceiveCount`` times.
 """

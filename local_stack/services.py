@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devkit.embedded_postgres import embedded_postgres
+from devkit.pgproxy import LatencyProxy, latency_proxy
 from local_stack.environment import FAKE_CREDENTIALS, REGION, budget_margin, local_environment, patched_environ
 from local_stack.moto_server import LoopbackMotoServer
 from local_stack.options import Options
@@ -25,6 +26,9 @@ from local_stack.resources import Resources, create_resources
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.ledger.migrations import apply_migrations
+
+_PROXY_CONNECTIONS = 10_000
+"""Connections the outage proxy forwards in a run: every reconnect after a drop is one."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Stack:
     endpoint_url: str | None
     """The embedded AWS endpoint (None against real AWS)."""
     embedded_database: bool = False
+    ledger_proxy: LatencyProxy | None = None
+    """With ``--ledger-outage``: the proxy the processor and the health endpoint reach the ledger through."""
 
 
 def aws_client(service: str) -> Any:
@@ -79,18 +85,24 @@ def local_services(options: Options) -> Iterator[Stack]:
                 aws_client("kinesis"),
                 aws_client("s3"),
                 visibility_timeout=options.visibility_timeout,
-                max_receive_count=options.max_receive_count,
+                max_receive_count=options.receives,
             )
+        proxy = None
+        if options.ledger_outage > 0:
+            proxy = stack.enter_context(latency_proxy(database_url, 0.0, max_connections=_PROXY_CONNECTIONS))
         environment = local_environment(
             endpoint_url=moto.endpoint_url,
-            database_url=database_url,
+            database_url=proxy.url if proxy else database_url,
             queue_url=resources.queue_url,
             dlq_url=resources.dlq_url,
             quarantine_bucket=resources.quarantine_bucket,
         )
         environment.update(budget_margin(int(options.function_timeout * 1000)))
+        environment.update(options.processor_environment())
         stack.enter_context(patched_environ(environment))
-        yield Stack(resources, database_url, moto.endpoint_url, embedded_database=not options.database_url)
+        yield Stack(
+            resources, database_url, moto.endpoint_url, embedded_database=not options.database_url, ledger_proxy=proxy
+        )
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from local_stack.checker import StreamChecker
 from local_stack.consumer import StreamConsumer
 from local_stack.environment import REGION, without_password
-from local_stack.faults import DatabaseRestarter
+from local_stack.faults import DatabaseRestarter, LedgerOutage
 from local_stack.fleet import FleetEmulator, SentLog
 from local_stack.gauges import Gauges
 from local_stack.health_server import HealthServer
@@ -131,6 +131,12 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
         if options.db_restart_every > 0 and stack.database_url:
             restarter = DatabaseRestarter(stack.database_url, options.db_restart_every, tally)
             restarter.start()
+        if stack.ledger_proxy is not None:
+            outage = LedgerOutage(
+                stack.ledger_proxy, starts_after=options.ledger_outage_at, seconds=options.ledger_outage, tally=tally
+            )
+            outage.start()
+            running.callback(outage.stop)  # stopped with the other parts, and never left on
         fleet.start()
         phase.name = "running"
         shutdown.stop.wait(options.duration or None)

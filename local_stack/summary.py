@@ -87,6 +87,12 @@ def _processor_figures(s: dict[str, Any]) -> dict[str, Any]:
         "ledger_failures": s["ledger_failures"],
         "deadline_stops": s["deadline_stops"],
         "db_sessions_terminated": s["db_sessions_terminated"],
+        "ledger_outages": s["ledger_outages"],
+        "messages_backed_off": s["backed_off"],
+        "backoff_failures": s["backoff_failures"],
+        "circuit_breaker": s["breaker"],
+        "circuit_breaker_opened": s["breaker_opened"],
+        "batches_refused_by_breaker": s["breaker_refused"],
         "health": s["health"],
     }
 
@@ -154,5 +160,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  latency      send to read p50 {_n(latency.get('p50'))} ms, p95 {_n(latency.get('p95'))} ms,"
             f" p99 {_n(latency.get('p99'))} ms over {_n(latency.get('count'))} submissions"
         )
+    lines.insert(
+        8,
+        f"  retries      backed off {_n(summary['messages_backed_off'])} (not {_n(summary['backoff_failures'])}),"
+        f" circuit breaker {summary['circuit_breaker']} (opened {_n(summary['circuit_breaker_opened'])},"
+        f" batches refused {_n(summary['batches_refused_by_breaker'])})",
+    )
     lines.append(f"  health       {summary['health']}")
     return "\n".join(lines).replace("{kinds}", "")

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from telemetry_adapter.circuit_breaker import Admission
 from telemetry_adapter.pipeline import BatchReport
 
 
@@ -54,6 +55,12 @@ class Tally:
     records_throttled: int = 0
     ledger_failures: int = 0
     deadline_stops: int = 0
+    backed_off: int = 0
+    backoff_failures: int = 0
+    breaker_refused: int = 0
+    """Batches the open circuit breaker failed fast."""
+    breaker: str = "closed"
+    breaker_opened: int = 0
     # consumer
     records_read: int = 0
     duplicate_records: int = 0
@@ -65,6 +72,9 @@ class Tally:
     health: str = "starting"
     db_sessions_terminated: int = 0
     db_restarts: int = 0
+    ledger: str = "up"
+    """``down`` while ``--ledger-outage`` holds the ledger unreachable."""
+    ledger_outages: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **increments: int) -> None:
@@ -93,6 +103,9 @@ class Tally:
             self.records_throttled += publish.records_throttled
             self.ledger_failures += int(report.ledger_failed)
             self.deadline_stops += int(publish.stopped_by_deadline)
+            self.backed_off += report.backed_off
+            self.backoff_failures += report.backoff_failures
+            self.breaker_refused += int(report.admission is Admission.REFUSED)
 
     def add_latency(self, milliseconds: float) -> None:
         """One submission's send-to-read latency."""

@@ -45,7 +45,9 @@ def render_panel(s: dict[str, Any]) -> list[str]:
         f"  rejected   {_n(rejected)}: {_rejected(s['rejected'])}",
         f"  duplicates suppressed {_n(s['duplicates_suppressed'])}   re-sent records read {_n(s['duplicate_records'])}",
         f"  queues     queue {_n(s['queue_depth'])}   DLQ {_n(s['dlq_depth'])}"
-        f"   db sessions killed {_n(s['db_sessions_terminated'])}",
+        f"   db sessions killed {_n(s['db_sessions_terminated'])}   ledger {s['ledger']}",
+        f"  retries    backed off {_n(s['backed_off'])} (not {_n(s['backoff_failures'])})"
+        f"   breaker {s['breaker']} (opened {_n(s['breaker_opened'])}, batches refused {_n(s['breaker_refused'])})",
         f"  consumer   records read {_n(s['records_read'])}  submissions complete {_n(s['submissions_seen_complete'])}"
         f"  order violations {_n(s.get('order_violations'))}",
         f"  latency    p50 {_ms(latency['p50'])} ms  p95 {_ms(latency['p95'])} ms  p99 {_ms(latency['p99'])} ms"
@@ -61,6 +63,7 @@ def render_line(s: dict[str, Any]) -> str:
         f" events {s['events_published']} rejected {sum(s['rejected'].values())}"
         f" dups {s['duplicates_suppressed']} retried {s['records_retried']}"
         f" queue {_n(s['queue_depth'])} dlq {_n(s['dlq_depth'])}"
+        f" backed-off {s['backed_off']} breaker {s['breaker']} ledger {s['ledger']}"
         f" p50/p95/p99 {_ms(latency['p50'])}/{_ms(latency['p95'])}/{_ms(latency['p99'])} ms"
         f" health {s['health']}"
     )

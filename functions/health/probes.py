@@ -83,6 +83,28 @@ def processor_heartbeat(ledger: SharedLedger, max_age_seconds: int) -> Verdict:
     return Verdict(Status.OK, details)
 
 
+def circuit_breaker(ledger: SharedLedger, max_age_seconds: int) -> Verdict:
+    """The circuit breakers of the processors that recorded a batch recently: degraded while any is
+    open or half-open (it fails batches fast, and their messages wait in the queue with a backoff).
+
+    Each processor writes its breaker's state with its heartbeat. A breaker opened because the ledger
+    failed cannot be written there, but then the ``ledger`` check fails; one opened because Kinesis
+    failed is written by every batch it refuses.
+    """
+    with ledger.use() as connection:
+        states = connection.circuit_breaker_states(max_age_seconds)
+    open_count = states.get("open", 0) + states.get("half_open", 0)
+    details = {
+        "open": states.get("open", 0),
+        "half_open": states.get("half_open", 0),
+        "processors": sum(states.values()),
+        "max_age_seconds": max_age_seconds,
+    }
+    if open_count:
+        return Verdict(Status.DEGRADED, {"reason": "open", **details})
+    return Verdict(Status.OK, details)
+
+
 def stream_active(kinesis: KinesisClient, stream_name: str) -> Verdict:
     """The stream exists and accepts writes (DescribeStreamSummary)."""
     try:

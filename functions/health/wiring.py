@@ -92,6 +92,13 @@ def build_checks(dependencies: HealthDependencies) -> list[Check]:
             else _missing("DATABASE_URL"),
             critical=False,
         ),
+        Check(
+            "circuit_breaker",
+            partial(probes.circuit_breaker, ledger, settings.heartbeat_max_age_seconds)
+            if ledger
+            else _missing("DATABASE_URL"),
+            critical=False,
+        ),
     ]
 
 

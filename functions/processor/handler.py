@@ -1,8 +1,10 @@
 """SQS-triggered Lambda: validate submissions, publish their events to Kinesis, report partial failures.
 
 A thin handler: the batch is processed as a whole by :class:`~telemetry_adapter.pipeline.BatchPipeline`
-(all I/O per batch), then Powertools' ``BatchProcessor`` turns the result into the
-``{"batchItemFailures": [...]}`` response the SQS event source expects (``ReportBatchItemFailures``).
+(all I/O per batch) and concluded (the circuit breaker told, every failed message given its backoff
+visibility, once the batch is fully decided), then Powertools' ``BatchProcessor`` turns the result
+into the ``{"batchItemFailures": [...]}`` response the SQS event source expects
+(``ReportBatchItemFailures``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def _handle_batch(event: dict[str, Any], context: Any, pipeline: BatchPipeline) 
     publish = pipeline.settings.publish
     deadline = Deadline.from_context(context, default_ms=publish.default_budget_ms, margin_ms=publish.safety_margin_ms)
     report = pipeline.process(records, deadline)
+    pipeline.conclude(records, report, deadline)  # after every decision of ``process``: changes none
     seconds = time.perf_counter() - started
     emit_batch_metrics(report, seconds)
     log_batch_summary(report, seconds)

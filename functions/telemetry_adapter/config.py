@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from telemetry_adapter.retry_schedule import MAX_VISIBILITY_SECONDS
 from telemetry_adapter.time_budget import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     MIN_STATEMENT_TIMEOUT_MS,
@@ -66,12 +67,37 @@ class PublishSettings:
 
 
 @dataclass(frozen=True)
+class RetrySettings:
+    """How long a failed message waits before its next receive (:mod:`telemetry_adapter.backoff`).
+
+    The same figures size the queue's ``maxReceiveCount`` at synth time (``retryBaseDelaySeconds`` and
+    ``retryMaxDelaySeconds`` in the CDK context, passed here by the stack), so both must agree."""
+
+    base_delay_seconds: int = 30
+    """First backoff, doubling with each receive, with equal jitter (``RETRY_BASE_DELAY_SECONDS``)."""
+    max_delay_seconds: int = 900
+    """Longest backoff (``RETRY_MAX_DELAY_SECONDS``); at least the base."""
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """When the processor stops calling a failing ledger or Kinesis (:mod:`telemetry_adapter.circuit_breaker`)."""
+
+    failures_to_open: int = 5
+    """Consecutive failed batches that open the breaker (``CIRCUIT_BREAKER_FAILURES``); 0: never opens."""
+    cooldown_seconds: int = 30
+    """How long it stays open before one batch probes the dependencies (``CIRCUIT_BREAKER_COOLDOWN_SECONDS``)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the processor reads from its environment."""
 
     stream_name: str
     limits: Limits = field(default_factory=Limits)
     publish: PublishSettings = field(default_factory=PublishSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
     retention_days: int = 14
     """Ledger rows older than this are deleted by the clean-up (``LEDGER_RETENTION_DAYS``). It must
     cover a message's whole life: the queue's retention, then the dead-letter queue's (counted from
@@ -82,8 +108,9 @@ class Settings:
     shorter when the invocation has less time left."""
     queue_url: str | None = None
     """``QUEUE_URL``: the queue this function reads, where a message the time budget stopped after
-    progress is handed back as a fresh copy. Unset (a bare ``sam local invoke``): such a message is
-    reported as a batch item failure instead."""
+    progress is handed back as a fresh copy, and where each failed message gets its backoff visibility.
+    Unset (a bare ``sam local invoke``): such a message is reported as a batch item failure instead, and
+    failed messages come back after the queue's visibility timeout."""
     max_idle_seconds: int = 300
     """A ledger connection idle longer than this is replaced before use (``LEDGER_MAX_IDLE_SECONDS``):
     Lambda's VPC network drops idle TCP flows after 350 seconds without telling either end, and RDS
@@ -118,6 +145,15 @@ class Settings:
             stream_name=_required(source, "STREAM_NAME"),
             limits=limits,
             publish=publish,
+            retry=_retry_settings(source),
+            breaker=BreakerSettings(
+                failures_to_open=env_int(
+                    source, "CIRCUIT_BREAKER_FAILURES", BreakerSettings.failures_to_open, 0, 1_000
+                ),
+                cooldown_seconds=env_int(
+                    source, "CIRCUIT_BREAKER_COOLDOWN_SECONDS", BreakerSettings.cooldown_seconds, 1, 3_600
+                ),
+            ),
             retention_days=env_int(source, "LEDGER_RETENTION_DAYS", cls.retention_days, 1, 3_650),
             statement_timeout_ms=env_int(
                 source, "LEDGER_STATEMENT_TIMEOUT_MS", cls.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS, 60_000
@@ -134,6 +170,15 @@ class Settings:
                     f"{settings.statement_timeout_ms}: {problem}"
                 )
         return settings
+
+
+def _retry_settings(source: Mapping[str, str]) -> RetrySettings:
+    """The backoff's base and cap, within what SQS accepts as a visibility, the cap at least the base."""
+    base = env_int(source, "RETRY_BASE_DELAY_SECONDS", RetrySettings.base_delay_seconds, 1, MAX_VISIBILITY_SECONDS)
+    cap = env_int(source, "RETRY_MAX_DELAY_SECONDS", RetrySettings.max_delay_seconds, 1, MAX_VISIBILITY_SECONDS)
+    if cap < base:
+        raise ConfigurationError(f"RETRY_MAX_DELAY_SECONDS ({cap}) must be at least RETRY_BASE_DELAY_SECONDS ({base})")
+    return RetrySettings(base, cap)
 
 
 def _check_record_size(limits: Limits) -> None:

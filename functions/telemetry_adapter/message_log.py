@@ -64,6 +64,8 @@ class Failure(StrEnum):
     """Another content of the same id came in the same batch: decided on redelivery, by the ledger."""
     HAND_BACK_FAILED = "hand_back_failed"
     """Stopped after progress, but its copy could not be put back on the queue."""
+    BREAKER_OPEN = "breaker_open"
+    """The circuit breaker is open (the ledger or Kinesis kept failing): not claimed, not published."""
 
 
 def log_rejection(identity: MessageIdentity, reason: Reason, field: str) -> None:

@@ -11,6 +11,10 @@ of it is back on the queue (:mod:`telemetry_adapter.handback`). Anything else (l
 another worker holding or having taken the lease, events left unpublished) is a failure, logged once
 with the reason (:mod:`telemetry_adapter.message_log`), so SQS redelivers it and, after
 ``maxReceiveCount`` receives, moves it to the dead-letter queue.
+
+Once the batch is decided, :meth:`BatchPipeline.conclude` (called by the handler after ``process``)
+tells the circuit breaker what the batch found (:mod:`telemetry_adapter.circuit_breaker`) and gives
+every failed message its backoff visibility (:mod:`telemetry_adapter.backoff`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from telemetry_adapter.backoff import VisibilityBackoff
+from telemetry_adapter.circuit_breaker import Admission, BreakerState, CircuitBreaker, Outcome, batch_outcome
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.errors import error_code
@@ -73,6 +79,14 @@ class BatchReport:
     decoder_errors: int = 0
     """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
+    admission: Admission = Admission.NOT_ASKED
+    """What the circuit breaker said to this batch (refused: no claim, no PutRecords)."""
+    breaker_state: BreakerState = BreakerState.CLOSED
+    """The breaker's state once this batch's outcome was taken into account."""
+    backed_off: int = 0
+    """Failed messages whose visibility was set to their backoff delay."""
+    backoff_failures: int = 0
+    """Failed messages whose backoff could not be set (they come back after the visibility timeout)."""
 
     @property
     def stopped_by_deadline(self) -> bool:
@@ -126,6 +140,8 @@ class BatchPipeline:
         publisher: OrderedPublisher,
         *,
         handback: QueueHandBack | None = None,
+        backoff: VisibilityBackoff | None = None,
+        breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
@@ -134,6 +150,11 @@ class BatchPipeline:
         self.handback = handback
         """Sends a copy of a message the budget stopped after progress back to the queue; without it
         (no ``QUEUE_URL``, as in a bare ``sam local invoke``) such a message is reported as a failure."""
+        self.backoff = backoff
+        """Sets failed messages' backoff visibility; without it (no ``QUEUE_URL``) they come back after
+        the queue's visibility timeout."""
+        self.breaker = breaker or CircuitBreaker(settings.breaker)
+        """This process's circuit breaker: one per pipeline, and the processor builds one pipeline."""
         self._sleep = sleep
         self.worker_id = f"worker-{uuid.uuid4()}"
         """Identifies this process in the heartbeat table."""
@@ -162,6 +183,11 @@ class BatchPipeline:
             self._heartbeat(report, deadline)
             return report
 
+        report.admission = self.breaker.admit()
+        if report.admission is Admission.REFUSED:  # fail fast: no claim, no PutRecords
+            for message in [*primaries.values(), *followers]:
+                _fail(report, message, _Fate(False, failure=Failure.BREAKER_OPEN, error=self.breaker.cause))
+            return report
         owner = f"invocation-{uuid.uuid4()}"
         try:
             if not deadline.may_start_work():
@@ -198,7 +224,10 @@ class BatchPipeline:
         effort: the batch's messages are settled whatever happens here."""
         try:
             self.ledger.record_heartbeat(
-                worker=self.worker_id, batch_size=report.received, budget=self._statement_budget(deadline)
+                worker=self.worker_id,
+                batch_size=report.received,
+                breaker=self.breaker.state.value,
+                budget=self._statement_budget(deadline),
             )
         except Exception as error:
             logger.warning("heartbeat not written", extra={"error": error_code(error)})
@@ -275,7 +304,12 @@ class BatchPipeline:
         while True:
             try:
                 return self.ledger.record_outcome(
-                    progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
+                    progress,
+                    owner=owner,
+                    worker=self.worker_id,
+                    batch_size=report.received,
+                    breaker=self.breaker.state.value,
+                    budget=budget,
                 )
             except BudgetExhausted as error:
                 report.ledger_error = report.ledger_error or error_code(error)
@@ -342,6 +376,30 @@ class BatchPipeline:
                 report.busy += 1
                 fates[key] = _fail(report, message, _Fate(False, failure=Failure.BUSY))
         return fates, continuing
+
+    def conclude(self, records: Sequence[Mapping[str, Any]], report: BatchReport, deadline: Deadline) -> None:
+        """After ``process`` (and whatever it decided last): tell the breaker what the batch found,
+        show an open breaker in the heartbeat when the ledger is not what failed, and back off every
+        message reported as a failure. Changes no message's fate; never raises for a dependency."""
+        outcome = batch_outcome(
+            report.admission,
+            ledger_failed=report.ledger_failed,
+            claim_skipped=report.claim_skipped,
+            put_calls=report.publish.calls,
+            records_sent=report.publish.records_sent,
+        )
+        report.breaker_state = self.breaker.record(report.admission, outcome)
+        kinesis_open = report.breaker_state is not BreakerState.CLOSED and self.breaker.cause is Outcome.KINESIS_FAILED
+        if kinesis_open and report.admission is not Admission.NOT_ASKED:
+            # The health function reads the breaker from the heartbeat table (a batch with nothing to
+            # claim wrote it already). An open breaker caused by the ledger cannot be written there,
+            # and the health answer shows the ledger failing anyway.
+            self._heartbeat(report, deadline)
+        if self.backoff is not None and report.failed_message_ids:
+            result = self.backoff.apply(
+                records, report.failed_message_ids, deadline, self.settings.publish.safety_margin_ms
+            )
+            report.backed_off, report.backoff_failures = result.backed_off, result.failed
 
     @staticmethod
     def _unfinished(job: PublishJob, recorded: bool, report: BatchReport) -> _Fate:

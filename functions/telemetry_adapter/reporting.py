@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from telemetry_adapter.circuit_breaker import BreakerState
 from telemetry_adapter.observability import NAMESPACE, SERVICE, logger, metrics
 from telemetry_adapter.pipeline import BatchReport
 from telemetry_adapter.rejections import Reason
@@ -41,6 +42,9 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "DecoderErrors": report.decoder_errors,
         "LeasesLost": report.leases_lost,
         "MessagesHandedBack": report.handed_back,
+        "MessagesBackedOff": report.backed_off,
+        "BackoffFailures": report.backoff_failures,
+        "CircuitBreakerOpen": int(report.breaker_state is not BreakerState.CLOSED),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)
@@ -75,6 +79,8 @@ def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
             "records_retried": report.publish.records_failed,
             "stopped_by_deadline": report.stopped_by_deadline,
             "ledger_failed": report.ledger_failed,
+            "backed_off": report.backed_off,
+            "circuit_breaker": report.breaker_state.value,
             "batch_ms": round(batch_seconds * 1000, 1),
         },
     )

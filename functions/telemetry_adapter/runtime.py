@@ -10,6 +10,7 @@ import dataclasses
 from functools import cache
 from typing import Any, cast
 
+from telemetry_adapter.backoff import VisibilityBackoff, VisibilityClient
 from telemetry_adapter.config import Settings
 from telemetry_adapter.handback import QueueHandBack, sqs_client
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -65,7 +66,16 @@ def build_pipeline(settings: Settings | None = None, client: KinesisClient | Non
     settings = settings or Settings.from_env()
     publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
     handback = QueueHandBack(sqs_client(), settings.queue_url) if settings.queue_url else None
-    return BatchPipeline(settings, ledger_from_env(settings), publisher, handback=handback)
+    return BatchPipeline(
+        settings, ledger_from_env(settings), publisher, handback=handback, backoff=visibility_backoff(settings)
+    )
+
+
+def visibility_backoff(settings: Settings) -> VisibilityBackoff | None:
+    """The failed messages' backoff on ``QUEUE_URL``, or None without one (a bare ``sam local invoke``)."""
+    if not settings.queue_url:
+        return None
+    return VisibilityBackoff(cast(VisibilityClient, sqs_client()), settings.queue_url, settings.retry)
 
 
 @cache

@@ -5,6 +5,11 @@ outcome in the ledger and returns its partial batch response. The margin must th
 longest Kinesis call already in flight plus one ledger statement, with room for the response; a
 smaller margin lets the invocation time out with work half-recorded. The processor checks this at
 start-up and the CDK app at synth time, with the same rule.
+
+The SQS calls made after the outcome is recorded (handing a message back, setting a failed message's
+backoff visibility) are not part of the margin: each is made only when the time left beyond the
+response slack still holds it, and a call skipped for lack of time leaves its message to the
+redelivery it would have had without the call.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ HANDBACK_READ_TIMEOUT_SECONDS = 2
 """botocore ``read_timeout`` of that client (no SDK retries)."""
 HANDBACK_CALL_TIMEOUT_MS = (HANDBACK_CONNECT_TIMEOUT_SECONDS + HANDBACK_READ_TIMEOUT_SECONDS) * 1000
 """The longest one hand-back call can take: it is made only when this much is left beyond the slack."""
+BACKOFF_CALL_TIMEOUT_MS = HANDBACK_CALL_TIMEOUT_MS
+"""The longest one ``ChangeMessageVisibilityBatch`` call can take: the backoff shares the hand-back's
+SQS client (same timeouts, no SDK retries)."""
 STATEMENT_FLOOR_MS = 100
 """Less time than this left for a statement on an open connection: it is not sent."""
 RECONNECT_FLOOR_MS = 500
@@ -38,6 +46,13 @@ def response_slack_seconds(margin_ms: float) -> float:
     or half the margin when the margin is smaller than twice that (only the local runner and the
     chaos run, which compress time on purpose, configure such margins)."""
     return min(RESPONSE_SLACK_MS, margin_ms / 2) / 1000
+
+
+def sqs_call_allowance_seconds(call_timeout_ms: float, margin_ms: float) -> float:
+    """The time left beyond the response slack that an SQS call after the outcome needs before it is
+    made: the call's timeout, or half the margin when that is shorter (again only in the runs that
+    compress time on purpose; a margin the start-up check accepts is always longer than twice it)."""
+    return min(call_timeout_ms, margin_ms / 2) / 1000
 
 
 def minimum_margin_ms(statement_timeout_ms: int) -> int:

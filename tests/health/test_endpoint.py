@@ -19,15 +19,17 @@ from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from tests.conftest import REGION
 from tests.health.conftest import CHECK_TIMEOUT_MS, HungServer, call, dependencies_for, function_url_event
 
-CHECKS = {"ledger", "stream", "queue", "oldest_message", "dead_letter_queue", "processor_heartbeat"}
+CHECKS = {"ledger", "stream", "queue", "oldest_message", "dead_letter_queue", "processor_heartbeat", "circuit_breaker"}
 
 
-def write_heartbeat(database_url: str, *, age_seconds: float = 0) -> None:
+def write_heartbeat(
+    database_url: str, *, age_seconds: float = 0, worker: str = "worker-test", breaker: str = "closed"
+) -> None:
     """Record a processor batch the way the processor does, optionally backdated."""
     ledger = Ledger(ConnectionProvider(DatabaseSettings.from_url(database_url).connect))
     submission_id = str(uuid.uuid4())
     ledger.claim([ClaimRequest(submission_id, str(uuid.uuid4()), b"digest", 1)], owner="test", lease_seconds=60)
-    ledger.record_outcome({submission_id: 1}, owner="test", worker="worker-test", batch_size=1)
+    ledger.record_outcome({submission_id: 1}, owner="test", worker=worker, batch_size=1, breaker=breaker)
     connection = DatabaseSettings.from_url(database_url).connect()
     try:
         connection.run(
@@ -65,6 +67,14 @@ def test_ok_when_every_dependency_is_healthy(health_env: dict[str, str]) -> None
     assert body["checks"]["oldest_message"]["age_seconds"] is None  # moto keeps no SQS metrics: unknown
     assert body["checks"]["dead_letter_queue"]["messages"] == 0
     assert 0 <= body["checks"]["processor_heartbeat"]["age_seconds"] < 60
+    assert body["checks"]["circuit_breaker"] | {"latency_ms": 0} == {
+        "status": "ok",
+        "latency_ms": 0,
+        "open": 0,
+        "half_open": 0,
+        "processors": 1,
+        "max_age_seconds": 900,
+    }
     assert body["time"].endswith("Z")
     assert_nothing_secret(body, health_env)
 
@@ -111,6 +121,36 @@ def test_degraded_when_the_last_batch_is_older_than_the_threshold(health_env: di
     heartbeat = body["checks"]["processor_heartbeat"]
     assert (heartbeat["status"], heartbeat["reason"], heartbeat["max_age_seconds"]) == ("degraded", "stale", 60)
     assert heartbeat["age_seconds"] >= 120
+
+
+def test_degraded_while_a_processor_reports_its_circuit_breaker_open(health_env: dict[str, str]) -> None:
+    write_heartbeat(health_env["DATABASE_URL"], worker="worker-a")
+    write_heartbeat(health_env["DATABASE_URL"], worker="worker-b", breaker="open")
+    status, _, body = call(dependencies_for(health_env))
+    assert (status, body["status"]) == (200, "degraded")
+    breaker = body["checks"]["circuit_breaker"]
+    assert (breaker["status"], breaker["reason"], breaker["open"], breaker["processors"]) == ("degraded", "open", 1, 2)
+    assert {name for name, check in body["checks"].items() if check["status"] != "ok"} == {"circuit_breaker"}
+
+
+def test_an_old_open_breaker_and_a_heartbeat_without_the_column_do_not_degrade(health_env: dict[str, str]) -> None:
+    """A processor that stopped long ago no longer counts; one whose code predates the breaker
+    (a rollback runs the older code on the newer schema) writes no state: unknown, not open."""
+    write_heartbeat(health_env["DATABASE_URL"], worker="worker-gone", breaker="open", age_seconds=3_600)
+    connection = DatabaseSettings.from_url(health_env["DATABASE_URL"]).connect()
+    try:  # the heartbeat statement of the code before migration 0002, verbatim
+        connection.run(
+            "INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size) "
+            "VALUES ('worker-old', now(), 1) "
+            "ON CONFLICT (worker_id) DO UPDATE SET last_batch_at = excluded.last_batch_at, "
+            "last_batch_size = excluded.last_batch_size"
+        )
+    finally:
+        connection.close()
+    status, _, body = call(dependencies_for(health_env))
+    breaker = body["checks"]["circuit_breaker"]
+    assert (breaker["status"], breaker["open"], breaker["processors"]) == ("ok", 0, 1)
+    assert (status, body["status"]) == (200, "ok")
 
 
 def test_failing_when_the_database_is_stopped(health_env: dict[str, str], stopped_database_url: str) -> None:
@@ -207,7 +247,7 @@ def test_lambda_handler_reads_its_environment_once(health_env: dict[str, str], m
         ledger = default_dependencies().ledger
         assert ledger is not None
         with ledger.use() as shared:
-            assert shared.statements == 4  # ping and heartbeat per call, on one reused connection
+            assert shared.statements == 6  # ping, heartbeat and circuit breakers per call, on one reused connection
     finally:
         default_dependencies.cache_clear()
 

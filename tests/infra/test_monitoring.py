@@ -37,6 +37,7 @@ def topic_ref(synthesized: Synthesized) -> dict[str, str]:
         ("KinesisPutFailures", "PutRecordsCallsFailed", "TelemetryAdapter", 10, "GreaterThanOrEqualToThreshold"),
         ("KinesisThrottling", "KinesisRecordsThrottled", "TelemetryAdapter", 10, "GreaterThanOrEqualToThreshold"),
         ("LedgerFailures", "LedgerFailures", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
+        ("CircuitBreakerOpen", "CircuitBreakerOpen", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
         (
             "DeadLetterQueueMessagesExpiring",
             "ApproximateAgeOfOldestMessage",
@@ -76,6 +77,11 @@ def test_dlq_alarm_watches_the_dead_letter_queue(synthesized: Synthesized) -> No
     assert queue_name == {"Fn::GetAtt": [dlq_id, "QueueName"]}
     assert alarm["Period"] == 60
     assert alarm["EvaluationPeriods"] == 1
+
+
+def test_circuit_breaker_alarm_fires_on_any_open_batch(synthesized: Synthesized) -> None:
+    alarm = alarms(synthesized)["CircuitBreakerOpen"]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 300, 1)
 
 
 def test_reject_rate_alarm_is_metric_math(synthesized: Synthesized) -> None:
@@ -220,6 +226,9 @@ def test_dashboard_has_every_widget(synthesized: Synthesized) -> None:
         "PutRecordsLatency",
         "LedgerStatementLatency_claim",
         "LedgerStatementLatency_outcome",
+        "MessagesBackedOff",
+        "BackoffFailures",
+        "CircuitBreakerOpen",
         "ApproximateAgeOfOldestMessage",
         "ApproximateNumberOfMessagesVisible",
         "Duration",

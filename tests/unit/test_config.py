@@ -127,3 +127,19 @@ def test_the_processor_hands_back_to_the_queue_it_is_given(monkeypatch: pytest.M
     assert with_queue.handback is not None
     assert with_queue.handback.queue_url == queue
     assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).handback is None
+
+
+def test_retry_and_breaker_settings_are_read_and_the_cap_holds_the_base() -> None:
+    settings = Settings.from_env(
+        {
+            "STREAM_NAME": "s",
+            "RETRY_BASE_DELAY_SECONDS": "5",
+            "RETRY_MAX_DELAY_SECONDS": "5",
+            "CIRCUIT_BREAKER_FAILURES": "0",
+            "CIRCUIT_BREAKER_COOLDOWN_SECONDS": "120",
+        }
+    )
+    assert (settings.retry.base_delay_seconds, settings.retry.max_delay_seconds) == (5, 5)
+    assert (settings.breaker.failures_to_open, settings.breaker.cooldown_seconds) == (0, 120)
+    with pytest.raises(ConfigurationError, match=r"RETRY_MAX_DELAY_SECONDS \(4\) must be at least RETRY_BASE_DELAY"):
+        Settings.from_env({"STREAM_NAME": "s", "RETRY_BASE_DELAY_SECONDS": "5", "RETRY_MAX_DELAY_SECONDS": "4"})

@@ -130,12 +130,20 @@ updated AS (
     RETURNING l.submission_id
 ),
 heartbeat AS (
-    INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size)
-    VALUES (:worker, now(), :batch_size)
+    INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size, circuit_breaker)
+    VALUES (:worker, now(), :batch_size, :breaker)
     ON CONFLICT (worker_id) DO UPDATE
-        SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size
+        SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size,
+            circuit_breaker = excluded.circuit_breaker
 )
 SELECT submission_id::text FROM updated
+"""
+
+_BREAKER_STATES_SQL = """
+SELECT COALESCE(circuit_breaker, 'unknown'), count(*)::integer
+FROM processor_heartbeat
+WHERE last_batch_at >= now() - make_interval(secs => :max_age)
+GROUP BY 1
 """
 
 _DELETE_EXPIRED_SQL = """
@@ -231,13 +239,14 @@ class Ledger:
         owner: str,
         worker: str,
         batch_size: int,
+        breaker: str = "closed",
         budget: Budget | None = None,
     ) -> set[str]:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
-        Also writes this worker's heartbeat. Returns the ids whose rows this owner wrote: a row whose
-        lease another worker took over meanwhile is left alone, and its submission is that worker's
-        to finish and acknowledge (fencing).
+        Also writes this worker's heartbeat, with its circuit breaker's state. Returns the ids whose
+        rows this owner wrote: a row whose lease another worker took over meanwhile is left alone, and
+        its submission is that worker's to finish and acknowledge (fencing).
         """
         ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
@@ -248,13 +257,17 @@ class Ledger:
             owner=owner,
             worker=worker,
             batch_size=batch_size,
+            breaker=breaker,
             budget=budget,
         )
         return {row[0] for row in rows}
 
-    def record_heartbeat(self, *, worker: str, batch_size: int, budget: Budget | None = None) -> None:
-        """Write this worker's heartbeat alone (a batch with nothing to claim), in one statement."""
-        self.record_outcome({}, owner="", worker=worker, batch_size=batch_size, budget=budget)
+    def record_heartbeat(
+        self, *, worker: str, batch_size: int, breaker: str = "closed", budget: Budget | None = None
+    ) -> None:
+        """Write this worker's heartbeat alone (a batch with nothing to claim, or one its open circuit
+        breaker refused), in one statement."""
+        self.record_outcome({}, owner="", worker=worker, batch_size=batch_size, breaker=breaker, budget=budget)
 
     def delete_expired_chunk(self, retention_days: int, *, limit: int, budget: Budget | None = None) -> int:
         """Delete at most ``limit`` rows first seen more than ``retention_days`` ago (never one under a
@@ -287,6 +300,12 @@ class Ledger:
         )
         value = rows[0][0]
         return None if value is None else float(value)
+
+    def circuit_breaker_states(self, max_age_seconds: float) -> dict[str, int]:
+        """How many processors that recorded a batch in the last ``max_age_seconds`` last reported each
+        circuit breaker state (``unknown``: a heartbeat written by code that predates the breaker)."""
+        rows = self._run("breaker", _BREAKER_STATES_SQL, max_age=float(max_age_seconds))
+        return {str(row[0]): int(row[1]) for row in rows}
 
     def close(self) -> None:
         """Close the connection (a new one is opened if the ledger is used again)."""

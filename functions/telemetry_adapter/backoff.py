@@ -1,0 +1,150 @@
+"""Give every failed message a visibility that grows with its receive count (the outage tolerance).
+
+With partial batch responses, the SQS event source mapping leaves a failed message to come back when
+the queue's visibility timeout ends: at a fixed pace, so ``maxReceiveCount`` receives would span only
+minutes and an outage of the ledger or Kinesis longer than that would dead-letter valid data. Once a
+batch is decided, the processor sets each failed message's visibility to
+:func:`~telemetry_adapter.retry_schedule.retry_delay_seconds` of its ``ApproximateReceiveCount``
+(exponential, capped, equal jitter): the schedule the CDK app sized ``maxReceiveCount`` with, so a
+message that fails on every receive reaches the dead-letter queue only after the stack's outage
+tolerance.
+
+One ``ChangeMessageVisibilityBatch`` per ten messages, by receipt handle, on the queue the processor
+reads (``QUEUE_URL``), each call made only when the time left can hold it. It is best effort: a call
+that fails, or that there is no time for, changes nothing about which messages are acknowledged; the
+message just comes back after the visibility timeout, as it would without a backoff (one log line per
+batch says how many and why). A message handed back (:mod:`telemetry_adapter.handback`) is acknowledged,
+so it is never backed off.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from telemetry_adapter.config import RetrySettings
+from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.errors import error_code
+from telemetry_adapter.observability import logger
+from telemetry_adapter.retry_schedule import retry_delay_seconds
+from telemetry_adapter.time_budget import BACKOFF_CALL_TIMEOUT_MS, response_slack_seconds, sqs_call_allowance_seconds
+
+MAX_ENTRIES_PER_CALL = 10
+"""ChangeMessageVisibilityBatch's limit."""
+NO_TIME = "NoTimeLeft"
+"""The error code of a message whose call the invocation had no time for."""
+
+
+class VisibilityClient(Protocol):
+    """The one SQS operation the backoff uses (a boto3 client)."""
+
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any: ...
+
+
+@dataclass
+class BackoffResult:
+    """How many failed messages got their backoff, and why the others did not (error code: count)."""
+
+    backed_off: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        """Messages whose visibility could not be set."""
+        return sum(self.errors.values())
+
+    def missed(self, code: str, count: int = 1) -> None:
+        """Count ``count`` messages not backed off for ``code``."""
+        self.errors[code] = self.errors.get(code, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    receipt_handle: str
+    receive_count: int
+
+
+class VisibilityBackoff:
+    """Sets failed messages' visibility on the queue the processor reads."""
+
+    def __init__(
+        self, client: VisibilityClient, queue_url: str, retry: RetrySettings, *, rng: random.Random | None = None
+    ) -> None:
+        self._client = client
+        self.queue_url = queue_url
+        self._retry = retry
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def delay_for(self, receive_count: int) -> int:
+        """The visibility, in seconds, for a message that failed on its ``receive_count``-th receive."""
+        return retry_delay_seconds(
+            receive_count, self._retry.base_delay_seconds, self._retry.max_delay_seconds, self._rng
+        )
+
+    def apply(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        failed_message_ids: Collection[str],
+        deadline: Deadline,
+        margin_ms: float,
+    ) -> BackoffResult:
+        """Back off every record whose message id is in ``failed_message_ids``; never raises."""
+        result = BackoffResult()
+        failed = set(failed_message_ids)
+        targets: list[_Target] = []
+        for record in records:
+            if str(record.get("messageId", "")) not in failed:
+                continue
+            handle = record.get("receiptHandle")
+            if not handle:
+                result.missed("NoReceiptHandle")
+                continue
+            targets.append(_Target(str(handle), _receive_count(record)))
+        slack = response_slack_seconds(margin_ms)
+        allowance = sqs_call_allowance_seconds(BACKOFF_CALL_TIMEOUT_MS, margin_ms)
+        for start in range(0, len(targets), MAX_ENTRIES_PER_CALL):
+            chunk = targets[start : start + MAX_ENTRIES_PER_CALL]
+            if deadline.remaining() - slack < allowance:
+                result.missed(NO_TIME, len(targets) - start)
+                break
+            self._call(chunk, result)
+        if result.errors:
+            logger.warning(
+                "visibility backoff not set for some failed messages; they come back after the visibility timeout",
+                extra={"backed_off": result.backed_off, "not_backed_off": result.failed, "errors": result.errors},
+            )
+        return result
+
+    def _call(self, chunk: Sequence[_Target], result: BackoffResult) -> None:
+        entries = [
+            {
+                "Id": str(index),
+                "ReceiptHandle": target.receipt_handle,
+                "VisibilityTimeout": self.delay_for(target.receive_count),
+            }
+            for index, target in enumerate(chunk)
+        ]
+        try:
+            response = self._client.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception as error:  # the whole call failed: none of these messages was changed
+            result.missed(error_code(error), len(chunk))
+            return
+        successful = {str(entry.get("Id")) for entry in response.get("Successful", [])}
+        failed = {str(entry.get("Id")): str(entry.get("Code", "Failed")) for entry in response.get("Failed", [])}
+        for index in range(len(chunk)):
+            if str(index) in successful and str(index) not in failed:
+                result.backed_off += 1
+            else:
+                result.missed(failed.get(str(index), "NotAcknowledged"))
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    """The record's ``ApproximateReceiveCount`` (1 when absent or unreadable, as in a hand-made event)."""
+    attributes = record.get("attributes")
+    raw = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return max(1, int(str(raw)))
+    except ValueError:
+        return 1
