@@ -64,6 +64,8 @@ class Failure(StrEnum):
     """Another content of the same id came in the same batch: decided on redelivery, by the ledger."""
     HAND_BACK_FAILED = "hand_back_failed"
     """Stopped after progress, but its copy could not be put back on the queue."""
+    QUARANTINE_FAILED = "quarantine_failed"
+    """Rejected, but its body could not be stored in the quarantine (write failed, or no time left)."""
 
 
 def log_rejection(identity: MessageIdentity, reason: Reason, field: str) -> None:

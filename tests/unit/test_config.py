@@ -127,3 +127,12 @@ def test_the_processor_hands_back_to_the_queue_it_is_given(monkeypatch: pytest.M
     assert with_queue.handback is not None
     assert with_queue.handback.queue_url == queue
     assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).handback is None
+
+
+def test_the_processor_quarantines_to_the_bucket_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@127.0.0.1:9/ledger")  # never connected here
+    with_bucket = build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUARANTINE_BUCKET": " quarantine "}))
+    assert with_bucket.quarantine is not None
+    assert with_bucket.quarantine.bucket == "quarantine"
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUARANTINE_BUCKET": "  "})).quarantine is None
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).quarantine is None
