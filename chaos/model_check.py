@@ -14,6 +14,8 @@ The system under test is the processor as Lambda runs it (``processor.handler.ha
   leases expired as if time had passed;
 * the queue (:class:`ModelQueue`): messages delivered in any subset and order, exact and conflicting
   copies in one batch, redeliveries, hand-backs that SQS refuses;
+* the quarantine (:class:`ModelQuarantine`): writes that S3 refuses, and replays of everything it
+  holds back onto the queue;
 * time: each invocation's budget is a virtual clock that every PutRecords call advances, so a budget
   runs out at a chosen call, whatever the machine's load.
 
@@ -21,7 +23,9 @@ The model knows the pool of submissions (some ids with two different contents, o
 reuses a valid id, one that is not JSON) and every message's fate. After every step it checks:
 
 1. nothing is acknowledged unless it was rejected (invalid, or another content is the one the ledger
-   holds), or its content is the ledger's and fully published, or a copy was handed back to the queue;
+   holds) and its body is in the quarantine, or its content is the ledger's and fully published, or a
+   copy was handed back to the queue; a rejected message is left on the queue only when its batch's
+   quarantine write failed;
 2. every record in the stream is, byte for byte bar the processing time, an event of the content the
    ledger holds for its id: nothing invalid or conflicting is ever published, and copies carry the
    same event id;
@@ -32,7 +36,7 @@ reuses a valid id, one that is not JSON) and every message's fate. After every s
 When the steps are done, faults stop, leases expire and the queue is drained: every message must be
 settled and every submission sent must be complete (eventual completion); with no ambiguous fault in
 the run (a lost answer, a malformed answer, a failed ledger update, a stolen lease), no record may
-appear twice.
+appear twice, however often the quarantine was replayed.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ from telemetry_adapter.handback import HANDED_BACK_FROM, QueueHandBack
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.publisher import OrderedPublisher
+from telemetry_adapter.quarantine import QuarantineStore
+from telemetry_adapter.quarantine_format import QuarantinedMessage, decode
 from telemetry_adapter.records import build_records
 from telemetry_adapter.submission import parse_submission
 
@@ -192,6 +198,26 @@ class ModelQueue:
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 
 
+class ModelQuarantine:
+    """The quarantine bucket's ``PutObject``: keeps every message of every object it takes (refused
+    while ``refuse_puts``)."""
+
+    def __init__(self) -> None:
+        self.stored: list[QuarantinedMessage] = []
+        self.refuse_puts = False
+
+    def put_object(self, **kwargs: Any) -> Any:
+        """PutObject: decode the object as the operators' tool would, and keep its messages."""
+        if self.refuse_puts:
+            raise ConnectionError("injected: S3 unreachable")
+        self.stored.extend(decode(kwargs["Body"]))
+        return {}
+
+    def holds(self, message_id: str, body: str) -> bool:
+        """Whether the message with this id is stored with exactly this body."""
+        return any(kept.message_id == message_id and kept.body == body for kept in self.stored)
+
+
 class FaultyConnector:
     """Opens real connections to the ledger, except the ``refusals`` next ones (a database restarting)."""
 
@@ -276,6 +302,7 @@ class PipelineMachine(RuleBasedStateMachine):
         self._sql("TRUNCATE submission_ledger, processor_heartbeat")
         self.clock = VirtualClock()
         self.queue = ModelQueue()
+        self.quarantine = ModelQuarantine()
         self.connector = FaultyConnector(self.url)
         self.kinesis = ScriptedKinesis(environment.kinesis, self.clock, self._hook)
         self.quiet_kinesis = ScriptedKinesis(environment.kinesis, self.clock, self._hook)
@@ -294,7 +321,12 @@ class PipelineMachine(RuleBasedStateMachine):
         ledger = Ledger(ConnectionProvider(self.connector))
         publisher = OrderedPublisher(kinesis, self.stream, publish)
         return ObservedPipeline(
-            settings, ledger, publisher, handback=QueueHandBack(self.queue, QUEUE_URL), sleep=self.clock.sleep
+            settings,
+            ledger,
+            publisher,
+            handback=QueueHandBack(self.queue, QUEUE_URL),
+            quarantine=QuarantineStore(self.quarantine, "model-quarantine", call_seconds=CALL_SECONDS),
+            sleep=self.clock.sleep,
         )
 
     # --- rules ------------------------------------------------------------------------------------
@@ -330,6 +362,7 @@ class PipelineMachine(RuleBasedStateMachine):
         actions = KINESIS_ACTIONS if worker == 0 else tuple(a for a in KINESIS_ACTIONS if a not in _HOOKS)
         plan = data.draw(st.lists(st.sampled_from(actions), max_size=6), label="kinesis_plan")
         self.queue.refuse_sends = data.draw(st.sampled_from([False, False, False, True]), label="sqs_down")
+        self.quarantine.refuse_puts = data.draw(st.sampled_from([False, False, False, True]), label="s3_down")
         batch = [waiting[index] for index in picks]
         for message in batch:
             waiting.remove(message)
@@ -342,11 +375,18 @@ class PipelineMachine(RuleBasedStateMachine):
         finally:
             scripted.plan.clear()
             self.queue.refuse_sends = False
+            self.quarantine.refuse_puts = False
             self.connector.refusals = 0
             self.current_batch = []
         kinesis_clients = (self.kinesis, self.quiet_kinesis)
         self.ambiguous |= any(kinesis.happened[action] for kinesis in kinesis_clients for action in AMBIGUOUS)
         self.ambiguous |= any(report.ledger_failed for worker in self.workers for report in worker.reports)
+
+    @rule()
+    def replay_the_quarantine(self) -> None:
+        """An operator replays every body the quarantine holds (``quarantine replay``), unchanged."""
+        for kept in self.quarantine.stored:
+            self.queue.waiting.append(self.queue.new_message(self.queue.by_body[kept.body]))
 
     @rule()
     def kill_database_connections(self) -> None:
@@ -367,11 +407,12 @@ class PipelineMachine(RuleBasedStateMachine):
         context = LambdaContext(timeout_ms=budget_ms, clock=self.clock.now)
         response = handle_batch(event, context, pipeline)
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        quarantine_failed = pipeline.reports[-1].quarantine_failed
         self.steps += 1
         ledger = self._ledger()
         for message in batch:
             if message.message_id in failed:
-                if message.content.submission_id is None:
+                if message.content.submission_id is None and not quarantine_failed:
                     raise Violation(f"{message.message_id}: an invalid message was not acknowledged")
                 self.queue.waiting.append(message)
             else:
@@ -393,12 +434,14 @@ class PipelineMachine(RuleBasedStateMachine):
         """Invariant 1, for a message the function just acknowledged."""
         content = message.content
         if content.submission_id is None:
+            self._check_quarantined(message)
             return  # rejected as invalid
         row = ledger.get(content.submission_id)
         if row is None:
             raise Violation(f"{message.message_id} ({content.name}) acknowledged, but the ledger has no row for it")
         digest, published, events, _ = row
         if digest != content.digest:
+            self._check_quarantined(message)
             return  # rejected: the ledger holds the other content
         if published == events:
             return  # fully published (the stream invariant checks the events are there)
@@ -407,6 +450,11 @@ class PipelineMachine(RuleBasedStateMachine):
         raise Violation(
             f"{message.message_id} ({content.name}) acknowledged with {published} of {events} events published"
         )
+
+    def _check_quarantined(self, message: QueuedMessage) -> None:
+        """A rejected message is acknowledged only once its body is in the quarantine."""
+        if not self.quarantine.holds(message.message_id, message.content.body):
+            raise Violation(f"{message.message_id} ({message.content.name}) rejected and acknowledged, not quarantined")
 
     # --- invariants after every step -----------------------------------------------------------------
 
@@ -490,6 +538,8 @@ class PipelineMachine(RuleBasedStateMachine):
             counts["duplicates_suppressed"] += report.duplicates_suppressed
             counts["rejected"] += sum(report.rejected.values())
             counts["conflicting_duplicates"] += report.rejected.get("conflicting_duplicate", 0)
+            counts["quarantined"] += sum(report.quarantined.values())
+            counts["quarantine_failures"] += report.quarantine_failed
         return counts
 
     def _ledger(self) -> dict[str, tuple[bytes, int, int, bool]]:

@@ -27,7 +27,7 @@ def sqs_record(body: str, message_id: str | None = None, receive_count: int = 1)
             "ApproximateFirstReceiveTimestamp": now_ms,
         },
         "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "md5OfBody": hashlib.md5(body.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,
         "awsRegion": "us-east-1",

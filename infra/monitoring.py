@@ -42,6 +42,9 @@ GIB = 1024**3
 DAY_SECONDS = 86_400
 CLEANUP_SILENCE_HOURS = 26
 """A daily clean-up missed once: 24 hours and two to spare for a late or retried delivery."""
+QUARANTINE_WRITE_FAILURES_THRESHOLD = 1
+"""Any failed quarantine write, in two five-minute periods running: one S3 blip is retried by SQS
+redelivery alone, a lasting one walks every rejected message towards the dead-letter queue."""
 BURSTABLE_FAMILY_PREFIX = "t"
 """Instance classes with CPU credits (t3, t4g): their CPUCreditBalance is watched. RDS runs them in
 Unlimited mode, so an empty balance costs money (surplus credits), not speed. The alarm watches the
@@ -247,6 +250,15 @@ class Monitoring(Construct):
                 "A processor's circuit breaker is open: the ledger or Kinesis kept failing, so batches fail fast "
                 "and their messages wait in the queue with a growing backoff.",
             ),
+            _AlarmSpec(
+                "QuarantineWriteFailures",
+                app_metric("QuarantineWriteFailures"),
+                QUARANTINE_WRITE_FAILURES_THRESHOLD,
+                at_least,
+                "Rejected messages could not be stored in the quarantine bucket (S3 or its endpoint unreachable, "
+                "access denied): they stay on the queue and reach the dead-letter queue if it lasts.",
+                evaluation_periods=2,
+            ),
         ]
 
     def _database_alarms(self, settings: DeploySettings) -> list[_AlarmSpec]:
@@ -375,7 +387,11 @@ class Monitoring(Construct):
                 graph("Events published", [app_metric("EventsPublished"), app_metric("SubmissionsCompleted")]),
             ],
             [
-                graph("Rejects by reason", [rejects_by_reason], [app_metric("SubmissionsRejected")]),
+                graph(
+                    "Rejects by reason",
+                    [rejects_by_reason],
+                    [app_metric(n) for n in ("SubmissionsRejected", "MessagesQuarantined", "QuarantineWriteFailures")],
+                ),
                 graph(
                     "Duplicates",
                     [

@@ -73,6 +73,8 @@ def _processor_figures(s: dict[str, Any]) -> dict[str, Any]:
         "submissions_acknowledged": s["acknowledged"],
         "events_published": s["events_published"],
         "rejected_by_reason": s["rejected"],
+        "quarantined": s["quarantined"],
+        "quarantine_write_failures": s["quarantine_failures"],
         "duplicates_suppressed": s["duplicates_suppressed"],
         "dlq_depth": s["dlq_depth"],
         "queue_depth": s["queue_depth"],
@@ -134,6 +136,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f" received {_n(summary['submissions_received'])}, acknowledged {_n(summary['submissions_acknowledged'])}",
         f"  events       published {_n(summary['events_published'])}",
         f"  rejected     {_n(sum(rejected.values()))}" + (f": {reasons}" if reasons else ""),
+        f"  quarantine   stored {_n(summary['quarantined'])},"
+        f" write failures {_n(summary['quarantine_write_failures'])}",
         f"  duplicates   suppressed {_n(summary['duplicates_suppressed'])}",
         f"  queues       queue {_n(summary['queue_depth'])}, DLQ {_n(summary['dlq_depth'])}",
         f"  kinesis      put calls {_n(summary['put_records_calls'])}, records retried"
@@ -150,7 +154,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f" re-sent {_n(kinds['re_sent_duplicates'])})",
         )
         lines[2] += f", read back {_n(summary['events_read'])} (re-sent copies {_n(summary['duplicate_records_read'])})"
-        lines[5] += "" if summary["drained"] else " (not drained before the drain timeout)"
+        lines[6] += "" if summary["drained"] else " (not drained before the drain timeout)"
         lines.append(
             f"  checks       lost {_n(summary['lost_submissions'])},"
             f" order violations {_n(summary['order_violations'])}, id conflicts {_n(summary['id_conflicts'])},"

@@ -46,6 +46,8 @@ class Tally:
     acknowledged: int = 0
     failed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    quarantined: int = 0
+    quarantine_failures: int = 0
     duplicates_suppressed: int = 0
     busy: int = 0
     submissions_completed: int = 0
@@ -94,6 +96,8 @@ class Tally:
         publish = report.publish
         with self.lock:
             self.rejected.update(report.rejected)
+            self.quarantined += sum(report.quarantined.values())
+            self.quarantine_failures += int(report.quarantine_failed)
             self.duplicates_suppressed += report.duplicates_suppressed
             self.busy += report.busy
             self.submissions_completed += report.submissions_completed

@@ -43,6 +43,7 @@ def render_panel(s: dict[str, Any]) -> list[str]:
         f"  kinesis    events published {_n(s['events_published'])}  put calls {_n(s['put_calls'])}"
         f"  retried {_n(s['records_retried'])} (throttled {_n(s['records_throttled'])})",
         f"  rejected   {_n(rejected)}: {_rejected(s['rejected'])}",
+        f"  quarantine stored {_n(s['quarantined'])}  write failures {_n(s['quarantine_failures'])}",
         f"  duplicates suppressed {_n(s['duplicates_suppressed'])}   re-sent records read {_n(s['duplicate_records'])}",
         f"  queues     queue {_n(s['queue_depth'])}   DLQ {_n(s['dlq_depth'])}"
         f"   db sessions killed {_n(s['db_sessions_terminated'])}   ledger {s['ledger']}",
@@ -61,6 +62,7 @@ def render_line(s: dict[str, Any]) -> str:
     return (
         f"[{s['elapsed_s']:6.0f}s {s['phase']}] sent {s['sent']} acked {s['acknowledged']}"
         f" events {s['events_published']} rejected {sum(s['rejected'].values())}"
+        f" quarantined {s['quarantined']}"
         f" dups {s['duplicates_suppressed']} retried {s['records_retried']}"
         f" queue {_n(s['queue_depth'])} dlq {_n(s['dlq_depth'])}"
         f" backed-off {s['backed_off']} breaker {s['breaker']} ledger {s['ledger']}"

@@ -111,6 +111,10 @@ class Settings:
     progress is handed back as a fresh copy, and where each failed message gets its backoff visibility.
     Unset (a bare ``sam local invoke``): such a message is reported as a batch item failure instead, and
     failed messages come back after the queue's visibility timeout."""
+    quarantine_bucket: str | None = None
+    """``QUARANTINE_BUCKET``: the bucket that keeps every rejected message's body, which is acknowledged
+    only once stored there. Unset or blank (a bare ``sam local invoke``): rejections are only counted and
+    logged, and acknowledged at once."""
     max_idle_seconds: int = 300
     """A ledger connection idle longer than this is replaced before use (``LEDGER_MAX_IDLE_SECONDS``):
     Lambda's VPC network drops idle TCP flows after 350 seconds without telling either end, and RDS
@@ -160,6 +164,7 @@ class Settings:
             ),
             max_idle_seconds=env_int(source, "LEDGER_MAX_IDLE_SECONDS", cls.max_idle_seconds, 1, 3_600),
             queue_url=source.get("QUEUE_URL", "").strip() or None,
+            quarantine_bucket=source.get("QUARANTINE_BUCKET", "").strip() or None,
         )
         _check_record_size(limits)
         if check_time_budget:

@@ -66,6 +66,8 @@ class Failure(StrEnum):
     """Stopped after progress, but its copy could not be put back on the queue."""
     BREAKER_OPEN = "breaker_open"
     """The circuit breaker is open (the ledger or Kinesis kept failing): not claimed, not published."""
+    QUARANTINE_FAILED = "quarantine_failed"
+    """Rejected, but its body could not be stored in the quarantine (write failed, or no time left)."""
 
 
 def log_rejection(identity: MessageIdentity, reason: Reason, field: str) -> None:

@@ -5,7 +5,8 @@ guarantee needs, one outcome statement. The result says, for every message, whet
 it; everything not acknowledged is reported as a batch item failure and redelivered.
 
 Acknowledged means one of: every event is in Kinesis and this invocation recorded it; the submission
-was rejected (invalid, or another content is the one the ledger holds); it is a duplicate of a
+was rejected (invalid, or another content is the one the ledger holds) and its body is kept in the
+quarantine (:mod:`telemetry_adapter.quarantine`; at once when none is configured); it is a duplicate of a
 submission that is fully published; or the time budget stopped it after recorded progress and a copy
 of it is back on the queue (:mod:`telemetry_adapter.handback`). Anything else (ledger unreachable,
 another worker holding or having taken the lease, events left unpublished) is a failure, logged once
@@ -44,6 +45,7 @@ from telemetry_adapter.ledger.repository import (
 from telemetry_adapter.message_log import Failure, MessageIdentity, log_failure, log_rejection
 from telemetry_adapter.observability import logger
 from telemetry_adapter.publisher import OrderedPublisher, PublishJob, PublishStats
+from telemetry_adapter.quarantine import QuarantineStore, Rejection
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
 from telemetry_adapter.submission import Submission, decode_body, parsed_id, validate_document
@@ -87,6 +89,13 @@ class BatchReport:
     """Failed messages whose visibility was set to their backoff delay."""
     backoff_failures: int = 0
     """Failed messages whose backoff could not be set (they come back after the visibility timeout)."""
+    rejections: list[Rejection] = field(default_factory=list)
+    """The batch's rejected messages, in the order they were decided, for the quarantine."""
+    quarantined: Counter[str] = field(default_factory=Counter)
+    """Rejected messages stored in the quarantine, by reason."""
+    quarantine_failed: bool = False
+    """The batch's rejected messages could not be stored (write failed, or no time left for it)."""
+    quarantine_error: str | None = None
 
     @property
     def stopped_by_deadline(self) -> bool:
@@ -104,6 +113,8 @@ class _Message:
     identity: MessageIdentity
     body: str
     submission: Submission
+    record: Mapping[str, Any]
+    """The SQS record as delivered (its attributes go into the quarantine if it is rejected later)."""
 
     @property
     def key(self) -> ClaimKey:
@@ -142,6 +153,7 @@ class BatchPipeline:
         handback: QueueHandBack | None = None,
         backoff: VisibilityBackoff | None = None,
         breaker: CircuitBreaker | None = None,
+        quarantine: QuarantineStore | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
@@ -155,6 +167,9 @@ class BatchPipeline:
         the queue's visibility timeout."""
         self.breaker = breaker or CircuitBreaker(settings.breaker)
         """This process's circuit breaker: one per pipeline, and the processor builds one pipeline."""
+        self.quarantine = quarantine
+        """Keeps rejected messages before they are acknowledged; without it (no ``QUARANTINE_BUCKET``)
+        they are only counted and logged."""
         self._sleep = sleep
         self.worker_id = f"worker-{uuid.uuid4()}"
         """Identifies this process in the heartbeat table."""
@@ -165,7 +180,17 @@ class BatchPipeline:
         return lambda: deadline.remaining() - slack
 
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
-        """Process one batch of SQS records within the deadline; never raises for a bad message."""
+        """Process one batch of SQS records within the deadline; never raises for a bad message.
+
+        However the batch ends (early returns included), its rejected messages go to the quarantine
+        last, in one write, and are acknowledged only if they were stored (:meth:`_quarantine`)."""
+        report = self._decide(records, deadline)
+        self._quarantine(report, deadline)
+        return report
+
+    def _decide(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
+        """Decode, claim, publish and record the batch; settle every message but the rejected ones'
+        storage."""
         report = BatchReport(received=len(records))
         # The first copy of each (id, content) pair is its primary; exact copies follow its fate. Copies
         # of one id with different contents are separate primaries, decided by the ledger alone.
@@ -219,6 +244,34 @@ class BatchPipeline:
         self._settle_followers(followers, fates, report)
         return report
 
+    def _quarantine(self, report: BatchReport, deadline: Deadline) -> None:
+        """Store the batch's rejected messages in one write before they are acknowledged (guarantee 5).
+
+        Without a store they are acknowledged at once (counted and logged only). When the write fails,
+        or the invocation's budget cannot hold it, every one of them becomes a batch item failure: SQS
+        redelivers it, it is decided again, and after ``maxReceiveCount`` receives the dead-letter queue
+        keeps its body. Nothing of it is published either way."""
+        pending = report.rejections
+        if not pending or self.quarantine is None:
+            return
+        slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
+        if deadline.remaining() - slack < self.quarantine.call_seconds:
+            error = "BudgetExhausted"
+        else:
+            try:
+                self.quarantine.store(pending)
+            except Exception as failure:
+                error = error_code(failure)
+                logger.warning("quarantine write failed", extra={"count": len(pending), "error": error})
+            else:
+                report.quarantined.update(rejection.reason.value for rejection in pending)
+                return
+        report.quarantine_failed = True
+        report.quarantine_error = error
+        for rejection in pending:
+            report.failed_message_ids.append(rejection.identity.message_id)
+            log_failure(rejection.identity, Failure.QUARANTINE_FAILED, error=error)
+
     def _heartbeat(self, report: BatchReport, deadline: Deadline) -> None:
         """Show the health check this processor is alive when the batch had nothing to claim. Best
         effort: the batch's messages are settled whatever happens here."""
@@ -239,7 +292,7 @@ class BatchPipeline:
             try:
                 document = decode_body(body, self.settings.limits)
             except Rejected as rejection:
-                _reject(report, identity, rejection.reason, rejection.detail)
+                _reject(report, identity, rejection.reason, rejection.detail, record)
                 return None
             try:
                 submission = validate_document(document, self.settings.limits)
@@ -249,12 +302,13 @@ class BatchPipeline:
                     submission_id=parsed_id(document, "submission_id"),
                     device_id=parsed_id(document, "device_id"),
                 )
-                _reject(report, parsed, rejection.reason, rejection.detail)
+                _reject(report, parsed, rejection.reason, rejection.detail, record)
                 return None
             return _Message(
                 replace(identity, submission_id=submission.submission_id, device_id=submission.device_id),
                 str(body),
                 submission,
+                record,
             )
         except Exception as error:
             # Decoding is meant to be total (every bad body is a Rejected); anything else is a bug
@@ -368,7 +422,7 @@ class BatchPipeline:
                 report.duplicates_suppressed += 1
                 fates[key] = _ACKNOWLEDGED
             elif status is ClaimStatus.CONFLICT:
-                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content", message.record)
                 fates[key] = _CONFLICT
             elif ids_in_batch[key[0]] > 1:  # the ledger held neither content: the batch's first was claimed
                 fates[key] = _fail(report, message, _Fate(False, failure=Failure.AWAITS_LEDGER))
@@ -458,7 +512,7 @@ class BatchPipeline:
         for message in followers:
             fate = fates[message.key]
             if fate.conflict:
-                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content")
+                _reject(report, message.identity, Reason.CONFLICTING_DUPLICATE, "content", message.record)
             elif fate.acknowledged:
                 report.duplicates_suppressed += 1
             else:
@@ -469,8 +523,12 @@ def _claim_request(submission: Submission) -> ClaimRequest:
     return ClaimRequest(submission.submission_id, submission.device_id, submission.digest, len(submission.events))
 
 
-def _reject(report: BatchReport, identity: MessageIdentity, reason: Reason, detail: str) -> None:
+def _reject(
+    report: BatchReport, identity: MessageIdentity, reason: Reason, detail: str, record: Mapping[str, Any]
+) -> None:
+    """Count and log a rejection, and keep the message for the quarantine step."""
     report.rejected[reason.value] += 1
+    report.rejections.append(Rejection(identity, reason, detail, record))
     log_rejection(identity, reason, detail)
 
 

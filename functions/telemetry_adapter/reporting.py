@@ -2,8 +2,8 @@
 and one summary log line per batch.
 
 Metric names are part of the operations contract: the dashboard and alarms in ``infra/`` use them.
-Rejections go out one EMF document per reason, dimensioned by ``reason``, so a broken or hostile
-sensor shows up as one reason's line rising.
+Rejections (and quarantined messages) go out one EMF document per reason, dimensioned by ``reason``,
+so a broken or hostile sensor shows up as one reason's line rising.
 """
 
 from __future__ import annotations
@@ -45,21 +45,24 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "MessagesBackedOff": report.backed_off,
         "BackoffFailures": report.backoff_failures,
         "CircuitBreakerOpen": int(report.breaker_state is not BreakerState.CLOSED),
+        "MessagesQuarantined": sum(report.quarantined.values()),
+        "QuarantineWriteFailures": int(report.quarantine_failed),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=COUNT, value=value)
     metrics.add_metric(name="BatchLatency", unit=MILLISECONDS, value=batch_seconds * 1000)
     for seconds in publish.call_seconds:
         metrics.add_metric(name="PutRecordsLatency", unit=MILLISECONDS, value=seconds * 1000)
-    for reason, value in sorted(report.rejected.items()):
-        with single_metric(
-            name="SubmissionsRejectedByReason",
-            unit=COUNT,
-            value=value,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension(name="reason", value=reason)
+    by_reason = {
+        "SubmissionsRejectedByReason": report.rejected,
+        "MessagesQuarantinedByReason": report.quarantined,
+    }
+    for name, counted in by_reason.items():
+        for reason, value in sorted(counted.items()):
+            with single_metric(
+                name=name, unit=COUNT, value=value, namespace=NAMESPACE, default_dimensions={"service": SERVICE}
+            ) as metric:
+                metric.add_dimension(name="reason", value=reason)
 
 
 def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
@@ -71,6 +74,8 @@ def log_batch_summary(report: BatchReport, batch_seconds: float) -> None:
             "acknowledged": report.acknowledged,
             "failed": len(report.failed_message_ids),
             "rejected": dict(report.rejected),
+            "quarantined": sum(report.quarantined.values()),
+            "quarantine_failed": report.quarantine_failed,
             "duplicates_suppressed": report.duplicates_suppressed,
             "handed_back": report.handed_back,
             "busy_elsewhere": report.busy,

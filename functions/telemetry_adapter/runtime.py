@@ -18,6 +18,7 @@ from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import metrics
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
+from telemetry_adapter.quarantine import QuarantineStore, s3_client
 from telemetry_adapter.time_budget import KINESIS_CONNECT_TIMEOUT_SECONDS, KINESIS_READ_TIMEOUT_SECONDS
 
 # No SDK retries: the publisher retries failed records itself, with the invocation's deadline in view.
@@ -66,8 +67,14 @@ def build_pipeline(settings: Settings | None = None, client: KinesisClient | Non
     settings = settings or Settings.from_env()
     publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
     handback = QueueHandBack(sqs_client(), settings.queue_url) if settings.queue_url else None
+    quarantine = QuarantineStore(s3_client(), settings.quarantine_bucket) if settings.quarantine_bucket else None
     return BatchPipeline(
-        settings, ledger_from_env(settings), publisher, handback=handback, backoff=visibility_backoff(settings)
+        settings,
+        ledger_from_env(settings),
+        publisher,
+        handback=handback,
+        backoff=visibility_backoff(settings),
+        quarantine=quarantine,
     )
 
 

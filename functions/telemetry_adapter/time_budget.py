@@ -35,6 +35,20 @@ HANDBACK_CALL_TIMEOUT_MS = (HANDBACK_CONNECT_TIMEOUT_SECONDS + HANDBACK_READ_TIM
 BACKOFF_CALL_TIMEOUT_MS = HANDBACK_CALL_TIMEOUT_MS
 """The longest one ``ChangeMessageVisibilityBatch`` call can take: the backoff shares the hand-back's
 SQS client (same timeouts, no SDK retries)."""
+QUARANTINE_CONNECT_TIMEOUT_SECONDS = 1
+"""botocore ``connect_timeout`` of the S3 client that writes rejected messages to the quarantine."""
+QUARANTINE_READ_TIMEOUT_SECONDS = 2
+"""botocore ``read_timeout`` of that client."""
+QUARANTINE_MAX_ATTEMPTS = 2
+"""The quarantine write's attempts: one SDK retry (``PutObject`` of a key of its own is idempotent)."""
+QUARANTINE_RETRY_PAUSE_MS = 1_000
+"""The longest pause botocore's standard retry mode makes before its first retry."""
+QUARANTINE_CALL_TIMEOUT_MS = (
+    QUARANTINE_MAX_ATTEMPTS * (QUARANTINE_CONNECT_TIMEOUT_SECONDS + QUARANTINE_READ_TIMEOUT_SECONDS) * 1000
+    + QUARANTINE_RETRY_PAUSE_MS
+)
+"""The longest the quarantine write can take, its retry included: it is made only when this much is
+left beyond the slack; otherwise the batch's rejected messages are handed back to SQS unacknowledged."""
 STATEMENT_FLOOR_MS = 100
 """Less time than this left for a statement on an open connection: it is not sent."""
 RECONNECT_FLOOR_MS = 500

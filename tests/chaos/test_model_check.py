@@ -20,6 +20,8 @@ EXERCISED = {
     "duplicates_suppressed",
     "rejected",
     "conflicting_duplicates",
+    "quarantined",
+    "quarantine_failures",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,17 @@ from local_stack.output import output_to_log
 from local_stack.resources import queue_depth
 from local_stack.services import aws_client, local_services
 from local_stack.session import Shutdown, run_local
+from ops.quarantine import read_object
+from telemetry_adapter.quarantine_format import QuarantinedMessage
 
 pytestmark = pytest.mark.slow
+
+
+def quarantine_contents(s3: Any, bucket: str) -> list[QuarantinedMessage]:
+    """Every message of every object in the quarantine bucket."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return [message for key in keys for message in read_object(s3, bucket, key)]
 
 
 def _by_submission(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -54,6 +63,7 @@ def test_nothing_valid_lost_or_reordered_under_kinesis_faults(tmp_path: Path, st
         sqs = aws_client("sqs")
         queue_left = queue_depth(sqs, stack.resources.queue_url).total
         dlq_left = queue_depth(sqs, stack.resources.dlq_url).total
+        quarantined = quarantine_contents(aws_client("s3"), stack.resources.quarantine_bucket)
 
     assert not options.stack_file.exists(), "the stack file goes with the run"
     summary = result.summary
@@ -88,5 +98,11 @@ def test_nothing_valid_lost_or_reordered_under_kinesis_faults(tmp_path: Path, st
     assert summary["lost_submissions"] == 0
     assert summary["order_violations"] == 0
     assert summary["ok"] is True
+
+    # Every rejected message is in the quarantine bucket, with the submission id whenever it was a UUID.
+    assert summary["quarantine_write_failures"] == 0
+    assert len(quarantined) == summary["quarantined"] == sum(summary["rejected_by_reason"].values())
+    assert Counter(message.reason for message in quarantined) == summary["rejected_by_reason"]
+    assert sent.broken_ids <= {message.submission_id for message in quarantined}
     assert summary["health"] in ("ok", "degraded")
     assert summary["latency_ms"]["p99"] is not None

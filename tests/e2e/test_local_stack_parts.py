@@ -116,9 +116,11 @@ def test_percentile_is_nearest_rank() -> None:
 def test_view_renders_a_panel_and_a_line() -> None:
     snapshot = {**Tally().snapshot(), "phase": "running", "order_violations": 0}
     snapshot["rejected"] = {"not_json": 2, "invalid_ip": 1}
+    snapshot["quarantined"] = 3
     panel = render_panel(snapshot)
     assert any("rejected   3: not_json 2, invalid_ip 1" in line for line in panel)
-    assert "rejected 3" in render_line(snapshot)
+    assert any("quarantine stored 3  write failures 0" in line for line in panel)
+    assert "rejected 3 quarantined 3" in render_line(snapshot)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ def topic_ref(synthesized: Synthesized) -> dict[str, str]:
         ("KinesisThrottling", "KinesisRecordsThrottled", "TelemetryAdapter", 10, "GreaterThanOrEqualToThreshold"),
         ("LedgerFailures", "LedgerFailures", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
         ("CircuitBreakerOpen", "CircuitBreakerOpen", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
+        ("QuarantineWriteFailures", "QuarantineWriteFailures", "TelemetryAdapter", 1, "GreaterThanOrEqualToThreshold"),
         (
             "DeadLetterQueueMessagesExpiring",
             "ApproximateAgeOfOldestMessage",
@@ -64,6 +65,14 @@ def test_single_metric_alarms(
     assert alarm["AlarmDescription"].endswith(f" Runbook: {DEFAULT_RUNBOOK_URL}#{name.lower()}")
     if namespace == "TelemetryAdapter":
         assert alarm["Dimensions"] == APP["Dimensions"]
+
+
+def test_quarantine_write_failures_page_when_they_last_ten_minutes(synthesized: Synthesized) -> None:
+    """One failed write costs a redelivery only; failures in two five-minute periods running walk
+    every rejected message towards the dead-letter queue."""
+    alarm = alarms(synthesized)["QuarantineWriteFailures"]
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (300, 2, 2)
+    assert alarm["Statistic"] == "Sum"
 
 
 def test_dlq_alarm_watches_the_dead_letter_queue(synthesized: Synthesized) -> None:

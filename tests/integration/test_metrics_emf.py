@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
 
 from devkit import fleet
@@ -28,8 +29,9 @@ from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import NAMESPACE, SERVICE, metrics
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
+from telemetry_adapter.quarantine import QuarantineStore
 from telemetry_adapter.runtime import record_statement_latency
-from tests.conftest import FAST_RETRIES, STREAM
+from tests.conftest import FAST_RETRIES, REGION, STREAM
 
 # Every metric the design asks operators to watch that the processor emits itself (SQS, Lambda and
 # Kinesis service metrics, memory and CPU come from the platform and Lambda Insights).
@@ -53,6 +55,8 @@ COUNTS = (
     "DecoderErrors",
     "LeasesLost",
     "MessagesHandedBack",
+    "MessagesQuarantined",
+    "QuarantineWriteFailures",
 )
 LATENCIES = ("BatchLatency", "PutRecordsLatency", "LedgerStatementLatency_claim", "LedgerStatementLatency_outcome")
 
@@ -64,6 +68,8 @@ class Emitted:
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     units: dict[str, str] = field(default_factory=dict)
     by_reason: dict[str, float] = field(default_factory=dict)
+    """``SubmissionsRejectedByReason`` by reason."""
+    quarantined_by_reason: dict[str, float] = field(default_factory=dict)
     documents: list[dict[str, Any]] = field(default_factory=list)
 
     def total(self, name: str) -> float:
@@ -86,18 +92,19 @@ def parse_emf(stdout: str) -> Emitted:
                 values = raw if isinstance(raw, list) else [raw]
                 emitted.units[name] = metric["Unit"]
                 if "reason" in dimensions:
-                    emitted.by_reason[document["reason"]] = emitted.by_reason.get(document["reason"], 0) + sum(values)
+                    by = emitted.quarantined_by_reason if name == "MessagesQuarantinedByReason" else emitted.by_reason
+                    by[document["reason"]] = by.get(document["reason"], 0) + sum(values)
                 emitted.values[name].extend(values)
     return emitted
 
 
-def build_pipeline(database_url: str, client: Any) -> BatchPipeline:
+def build_pipeline(database_url: str, client: Any, quarantine: QuarantineStore | None = None) -> BatchPipeline:
     """Wired like ``runtime.default_pipeline``: statement latencies go to the metrics."""
     settings = Settings(stream_name=STREAM, publish=FAST_RETRIES)
     ledger = Ledger(
         ConnectionProvider(DatabaseSettings.from_url(database_url).connect), on_statement=record_statement_latency
     )
-    return BatchPipeline(settings, ledger, OrderedPublisher(client, STREAM, settings.publish))
+    return BatchPipeline(settings, ledger, OrderedPublisher(client, STREAM, settings.publish), quarantine=quarantine)
 
 
 @pytest.fixture
@@ -228,3 +235,28 @@ def test_an_unreachable_ledger_shows_in_ledger_failures(
     assert emitted.total("MessagesFailed") == 3
     assert emitted.total("MessagesAcknowledged") == 0
     assert emitted.total("EventsPublished") == 0
+
+
+def test_quarantined_messages_and_failed_writes_are_counted(
+    clean_database: str, kinesis: Any, use_pipeline: list[BatchPipeline], capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="quarantine")
+    use_pipeline.append(build_pipeline(clean_database, kinesis, QuarantineStore(s3, "quarantine")))
+    bodies = [fleet.hostile_body("not_json"), fleet.hostile_body("not_json"), fleet.hostile_body("not_utf8")]
+
+    response, emitted = invoke(sqs_event(bodies), capsys)
+
+    assert response == {"batchItemFailures": []}
+    assert emitted.total("MessagesQuarantined") == 3
+    assert emitted.quarantined_by_reason == {"not_json": 2, "not_utf8": 1}
+    assert emitted.total("QuarantineWriteFailures") == 0
+
+    use_pipeline[0] = build_pipeline(clean_database, kinesis, QuarantineStore(s3, "no-such-bucket"))
+    response, emitted = invoke(sqs_event(bodies), capsys)
+
+    assert len(response["batchItemFailures"]) == 3
+    assert emitted.total("QuarantineWriteFailures") == 1
+    assert emitted.total("MessagesQuarantined") == 0
+    assert emitted.quarantined_by_reason == {}
+    assert emitted.total("MessagesFailed") == 3

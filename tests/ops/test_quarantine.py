@@ -17,7 +17,7 @@ from local_stack.invocation import build_pipeline, lambda_style_handler
 from local_stack.poller import Poller
 from local_stack.resources import queue_depth
 from local_stack.tally import Tally
-from ops.quarantine import REPLAYED_FROM, REPLAYED_MESSAGE_ID
+from ops.quarantine import REPLAYED_FROM, REPLAYED_MESSAGE_ID, Filters, Found, find
 from telemetry_adapter.quarantine_format import QuarantinedMessage, encode, object_key
 from tests.ops.conftest import LocalStack, Outcome, valid_document
 
@@ -154,6 +154,12 @@ def drain(local: LocalStack, poller: Poller) -> None:
     raise AssertionError("the queue did not drain")
 
 
+def _everything(local: LocalStack) -> list[Found]:
+    s3 = local.client("s3")
+    window = Filters(since=NOW - timedelta(days=1), until=datetime.now(UTC) + timedelta(hours=1))
+    return list(find(s3, local.bucket, window, limit=1_000))
+
+
 def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: Callable[..., Outcome]) -> None:
     """The ledger decides again: the second replay's copies are duplicates, suppressed."""
     documents = [valid_document(seed, events=3 + seed) for seed in range(3)]
@@ -173,10 +179,11 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
         function_timeout=5,
     )
     try:
-        for _ in range(2):
+        # The first replay's still-invalid copy is quarantined again, so the second replay sends it too.
+        for expected in (4, 5):
             replayed = run_ops("quarantine", "replay", "--rate", "1000")
             assert replayed.status == 0, replayed.err
-            assert "sent 4 messages" in replayed.out
+            assert f"sent {expected} messages" in replayed.out
             drain(local, poller)
     finally:
         pipeline.publisher.close()
@@ -188,7 +195,10 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
     for document in documents:
         sequences = [r["sequence"] for r in records if r["submission_id"] == document["submission_id"]]
         assert sequences == list(range(fleet.expected_event_count(document)))
-    assert tally.received == 8  # both replays reached the processor
+    assert tally.received == 9  # both replays reached the processor
     assert tally.duplicates_suppressed == len(documents)  # the second replay's copies
-    assert tally.rejected["not_json"] == 2  # still invalid: rejected again, never published
+    assert tally.rejected["not_json"] == 3  # still invalid: rejected again, never published
+    assert tally.quarantined == 3  # and quarantined again, body unchanged, with the replays' message ids
+    bodies = Counter(item.message.body for item in _everything(local))
+    assert bodies == {still_invalid: 4, **{m.body: 1 for m in messages}}
     assert queue_depth(local.client("sqs"), local.dlq_url).total == 0

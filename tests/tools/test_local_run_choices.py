@@ -84,11 +84,12 @@ def test_an_explicit_database_url_is_used_and_announced(stack_database_url: str,
 def test_the_summary_is_text_not_a_python_dict() -> None:
     tally = Tally()
     tally.rejected.update({"invalid_uuid": 3, "not_json": 1})
-    tally.add(invocation_errors=2, invocations=5)
+    tally.add(invocation_errors=2, invocations=5, quarantined=4)
     summary = worker_summary(tally.snapshot())
     text = format_summary(summary)
     assert "{" not in text
     assert "rejected     4: invalid_uuid 3, not_json 1" in text
+    assert "quarantine   stored 4, write failures 0" in text
     assert text.startswith("summary (worker run, ")
     assert "FAILED: 2 failed invocations" in text
 

@@ -143,3 +143,12 @@ def test_retry_and_breaker_settings_are_read_and_the_cap_holds_the_base() -> Non
     assert (settings.breaker.failures_to_open, settings.breaker.cooldown_seconds) == (0, 120)
     with pytest.raises(ConfigurationError, match=r"RETRY_MAX_DELAY_SECONDS \(4\) must be at least RETRY_BASE_DELAY"):
         Settings.from_env({"STREAM_NAME": "s", "RETRY_BASE_DELAY_SECONDS": "5", "RETRY_MAX_DELAY_SECONDS": "4"})
+
+
+def test_the_processor_quarantines_to_the_bucket_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@127.0.0.1:9/ledger")  # never connected here
+    with_bucket = build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUARANTINE_BUCKET": " quarantine "}))
+    assert with_bucket.quarantine is not None
+    assert with_bucket.quarantine.bucket == "quarantine"
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s", "QUARANTINE_BUCKET": "  "})).quarantine is None
+    assert build_pipeline(Settings.from_env({"STREAM_NAME": "s"})).quarantine is None
