@@ -367,15 +367,19 @@ class BatchPipeline:
     ) -> None:
         """Send a copy of each message that made progress back to the queue and acknowledge it, so a
         long submission never spends receives towards the dead-letter queue while it moves forward.
-        Without a hand-back, with too little time left for the call, or when SQS does not take a
-        copy, the message is reported as a failure instead (and is redelivered as usual)."""
+        Without a hand-back, with too little time left for the call that would carry its copy (checked
+        before each call), or when SQS does not take a copy, the message is reported as a failure
+        instead (and is redelivered as usual)."""
         if not continuing:
             return
         slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
         taken: set[str] = set()
         errors: dict[str, str] = {}
-        if self.handback is not None and deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000:
-            taken, errors = self.handback.send([Copy(message.message_id, message.body) for message in continuing])
+        if self.handback is not None:
+            taken, errors = self.handback.send(
+                [Copy(message.message_id, message.body) for message in continuing],
+                may_send=lambda: deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000,
+            )
         for message in continuing:
             if message.message_id in taken:
                 report.handed_back += 1
