@@ -70,14 +70,16 @@ class BatchReport:
     """Claimed submissions whose lease another worker took over before the outcome (not acknowledged)."""
     claim_skipped: bool = False
     """The invocation had no time left to claim the batch (a deadline stop, not a ledger failure)."""
+    outcome_skipped: bool = False
+    """The invocation had no time left to record the outcome (a deadline stop, not a ledger failure)."""
     decoder_errors: int = 0
     """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
 
     @property
     def stopped_by_deadline(self) -> bool:
-        """Whether the time budget stopped the batch before it was done (claim or publishing)."""
-        return self.claim_skipped or self.publish.stopped_by_deadline
+        """Whether the time budget stopped the batch before it was done (claim, publishing or outcome)."""
+        return self.claim_skipped or self.publish.stopped_by_deadline or self.outcome_skipped
 
     @property
     def acknowledged(self) -> int:
@@ -277,8 +279,16 @@ class BatchPipeline:
                 return self.ledger.record_outcome(
                     progress, owner=owner, worker=self.worker_id, batch_size=report.received, budget=budget
                 )
-            except BudgetExhausted as error:
-                report.ledger_error = report.ledger_error or error_code(error)
+            except BudgetExhausted:
+                if report.ledger_error is None:
+                    # Not a ledger failure: the invocation ran out of time before the statement could be
+                    # sent (a deadline stop, which must not fire the "database down" alarm). After a
+                    # failed attempt, the failure that cost the time stands.
+                    report.outcome_skipped = True
+                    logger.warning(
+                        "no time left to record the outcome; the batch resumes from the last recorded prefix"
+                    )
+                    return set()
                 break
             except Exception as error:
                 report.ledger_error = error_code(error)
@@ -346,6 +356,8 @@ class BatchPipeline:
     @staticmethod
     def _unfinished(job: PublishJob, recorded: bool, report: BatchReport) -> _Fate:
         """Why a claimed submission is not acknowledged."""
+        if report.outcome_skipped:
+            return _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
         if report.ledger_failed:
             return _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error)
         if not recorded:

@@ -5,6 +5,7 @@ deadline stop. Real PostgreSQL, behind a loopback proxy that can stall it; nothi
 from __future__ import annotations
 
 import math
+import random
 import threading
 from typing import Any
 
@@ -12,7 +13,7 @@ import pg8000.native
 import pytest
 
 from devkit import fleet
-from devkit.lambda_shapes import LambdaContext, sqs_event
+from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_event
 from devkit.pgproxy import LatencyProxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
@@ -116,6 +117,40 @@ def test_no_time_to_claim_is_a_deadline_stop_not_a_ledger_failure(clean_database
     assert report.failed_message_ids == [record["messageId"] for record in event["Records"]]
     assert (report.ledger_failed, report.stopped_by_deadline) == (False, True)
     assert pipeline.ledger.statements == sent  # nothing was sent
+
+
+class TakesTheRestOfTheBudget:
+    """Kinesis whose one call (a batch of one-event submissions) leaves the invocation 0.55 s: under the
+    margin, so nothing more starts, and with the 0.5 s response slack too little to send the outcome."""
+
+    def __init__(self, client: Any, clock: VirtualClock) -> None:
+        self.client = client
+        self.clock = clock
+
+    def put_records(self, **kwargs: Any) -> Any:
+        self.clock.advance(4.45)
+        return self.client.put_records(**kwargs)
+
+
+def test_no_time_to_record_the_outcome_is_a_deadline_stop_not_a_ledger_failure(
+    clean_database: str, kinesis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock()
+    pipeline = make_pipeline(clean_database, TakesTheRestOfTheBudget(kinesis, clock))
+    rng = random.Random(11)
+    documents_of_one_event = [
+        fleet.submission(rng, device, processes=1, connections=0) for device in fleet.device_ids(3)
+    ]
+    event = sqs_event(fleet.encode(d) for d in documents_of_one_event)
+    sent = pipeline.ledger.statements
+    report = pipeline.process(event["Records"], Deadline(5_000, FAST_RETRIES.safety_margin_ms, clock=clock.now))
+    assert pipeline.ledger.statements - sent == 1  # the claim; the outcome was not sent
+    assert (report.publish.calls, report.publish.stopped_by_deadline) == (1, False)
+    assert report.failed_message_ids == [record["messageId"] for record in event["Records"]]
+    # DeadlineStops, not LedgerFailures (whose alarm says the database is down)
+    assert (report.ledger_failed, report.stopped_by_deadline) == (False, True)
+    logged = [r for r in caplog.records if getattr(r, "failure", None)]
+    assert [r.failure for r in logged] == ["deadline"] * 3  # type: ignore[attr-defined]
 
 
 def test_each_statement_waits_no_longer_than_its_budget_on_the_socket(clean_database: str) -> None:
