@@ -320,9 +320,10 @@ class BatchPipeline:
         """Decide each primary message; return the fate its exact copies in the batch follow, and
         the messages to hand back (decided by :meth:`_hand_back`).
 
-        A claimed submission is acknowledged only if its outcome row was written by this invocation:
-        when another worker took the lease over meanwhile (this one paused past its lease), the
-        submission is that worker's to finish, so here it is reported as a failure.
+        A claimed submission is acknowledged only if the outcome reported its row (written by this
+        invocation, or already holding its progress with no lease on it: see ``record_outcome``): when
+        another worker took the lease over meanwhile (this one paused past its lease), the submission
+        is that worker's to finish, so here it is reported as a failure.
         """
         fates: dict[ClaimKey, _Fate] = {}
         continuing: list[_Message] = []

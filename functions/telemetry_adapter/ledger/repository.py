@@ -2,7 +2,9 @@
 submission of the batch (arrays through ``unnest``), one records the outcome.
 
 Both statements are idempotent for their owner, so :meth:`Ledger._run` may safely re-send one on a
-fresh connection when the old connection died, even if the first attempt had committed.
+fresh connection when the old connection died, even if the first attempt had committed: a re-send
+writes nothing new and never answers so that a message is decided wrongly (see the notes after each
+statement).
 
 Every statement waits at most the statement timeout, and less when its caller's budget (the time the
 invocation can still give it) is shorter: reconnecting and sending share that allowance, and a
@@ -99,6 +101,7 @@ SELECT i.submission_id::text, i.content_digest,
        CASE
            WHEN ins.submission_id IS NOT NULL OR t.submission_id IS NOT NULL THEN 'claimed'
            WHEN e.submission_id IS NULL THEN 'busy'
+           WHEN e.lease_owner = :owner THEN 'busy'
            WHEN e.content_digest <> i.content_digest THEN 'conflict'
            WHEN e.completed_at IS NOT NULL THEN 'completed'
            ELSE 'busy'
@@ -113,6 +116,15 @@ LEFT JOIN submission_ledger AS e ON e.submission_id = i.submission_id
 # worker inserted (the INSERT waited for that worker and skipped them) and, for a second content of
 # one id in the same batch, the row this very statement inserted for the first content. Both are
 # reported busy and retried later, when the ledger can tell which content it holds.
+#
+# A claim re-sent after its answer was lost (see ``Ledger._run``) sees what its first attempt wrote:
+# the row it inserted or took for the batch's first content is this owner's, and is claimed again by
+# "taken" (same digest, ``lease_owner = :owner``). A second content of that id meets the same row, now
+# visible: it must stay busy, as the first attempt answered, not become a conflict with a copy of its
+# own batch (guarantee 5). Owners are unique per invocation, so a row this owner holds that "taken" did
+# not match can only be this batch's own other content. On a re-send this also turns a conflict the
+# first attempt saw (the ledger held the first content before this batch) into busy: the copy is
+# redelivered and then dropped as a conflict, later but never wrongly.
 
 _OUTCOME_SQL = """
 WITH progress AS (
@@ -129,6 +141,11 @@ updated AS (
     WHERE l.submission_id = p.submission_id AND l.lease_owner = :owner
     RETURNING l.submission_id
 ),
+already AS (
+    SELECT l.submission_id
+    FROM submission_ledger AS l JOIN progress AS p USING (submission_id)
+    WHERE l.lease_owner IS NULL AND l.published_count >= p.published
+),
 heartbeat AS (
     INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size)
     VALUES (:worker, now(), :batch_size)
@@ -136,7 +153,23 @@ heartbeat AS (
         SET last_batch_at = excluded.last_batch_at, last_batch_size = excluded.last_batch_size
 )
 SELECT submission_id::text FROM updated
+UNION
+SELECT submission_id::text FROM already
 """
+# "already" makes the outcome safe to re-send (``Ledger._run`` does so on a new connection when the
+# old one died, and the first attempt may have committed with only its answer lost): the re-send finds
+# the leases it released and writes nothing, but still reports those rows, whose recorded prefix
+# covers the progress it was asked to record. Without it the batch's fully published messages would
+# be reported as lease_lost and redelivered. Reporting a row means the caller may acknowledge its
+# message (finished: every event is in Kinesis and the row is completed; stopped by the budget: its
+# copy is handed back and resumes at the recorded prefix, which already holds this progress), and that
+# is safe for any row nobody holds whose prefix covers it, whoever released it: no worker is publishing
+# it, and nothing this owner published goes unrecorded. Fencing stands: a row another worker holds
+# ("lease_owner" neither NULL nor this owner) is never reported, nor one whose recorded prefix is short
+# of this owner's progress (this owner no longer holds it, so it writes nothing there). "already" reads
+# the statement's snapshot; a row another worker claims meanwhile is still one whose prefix covers this
+# progress, so its message is acknowledged only with every event of that prefix in the stream.
+
 
 _DELETE_EXPIRED_SQL = """
 WITH doomed AS (
@@ -235,9 +268,11 @@ class Ledger:
     ) -> set[str]:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
-        Also writes this worker's heartbeat. Returns the ids whose rows this owner wrote: a row whose
-        lease another worker took over meanwhile is left alone, and its submission is that worker's
-        to finish and acknowledge (fencing).
+        Also writes this worker's heartbeat. Returns the ids whose rows hold this progress: those this
+        owner wrote, and those nobody holds whose recorded prefix already covers it (what this very
+        statement wrote when it is re-sent after a lost answer; see ``_OUTCOME_SQL``). A row whose lease
+        another worker took over meanwhile is left alone and not returned: its submission is that
+        worker's to finish and acknowledge (fencing).
         """
         ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
