@@ -62,6 +62,9 @@ class LatencyProxy:
         self.answers_lost = 0
         """Connections cut by :meth:`lose_next_answer`."""
         self._lose_answer = threading.Event()
+        self.trickle: tuple[int, float] | None = None
+        """When set, ``(bytes, seconds)``: answers leave in slices of that many bytes, one every that many
+        seconds, as from a degraded path; each read a client makes then ends quickly, the answer late."""
 
     @property
     def url(self) -> str:
@@ -208,11 +211,23 @@ class LatencyProxy:
             if wait > 0:
                 time.sleep(wait)
             try:
-                target.sendall(chunk)
+                self._send(target, chunk)
             except OSError:
                 break
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+
+    def _send(self, target: socket.socket, chunk: bytes) -> None:
+        trickle = self.trickle
+        if trickle is None:
+            target.sendall(chunk)
+            return
+        size, pause = trickle
+        for start in range(0, len(chunk), size):
+            if self._stopped.is_set():
+                raise OSError("proxy stopped")
+            time.sleep(pause)
+            target.sendall(chunk[start : start + size])
 
 
 @contextlib.contextmanager

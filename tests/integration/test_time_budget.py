@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import uuid
 from typing import Any
 
 import pg8000.native
@@ -18,7 +19,7 @@ from devkit.pgproxy import LatencyProxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, StatementTimedOut
 from telemetry_adapter.ledger.repository import Budget, BudgetExhausted, ClaimRequest, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
@@ -164,3 +165,25 @@ def test_each_statement_waits_no_longer_than_its_budget_on_the_socket(clean_data
     assert timeout is not None
     assert 0 < timeout <= 1.5
     assert provider.connects == 1  # the same connection opened with 5 s: the budget set a shorter one
+
+
+def test_an_answer_that_trickles_in_costs_a_statement_no_more_than_its_budget(clean_database: str) -> None:
+    """Each read ends quickly (a slice of the answer arrives every 0.1 s, inside any socket timeout) but
+    the whole answer would take seconds: the statement is cut on the wall clock when its allowance runs
+    out, fails as a connection failure, and its connection is not used again."""
+    proxy = LatencyProxy(clean_database, 0.0)
+    proxy.start()
+    try:
+        provider = ConnectionProvider(DatabaseSettings.from_url(proxy.url).connect)
+        ledger = Ledger(provider, statement_timeout_seconds=5.0)
+        ledger.ping()
+        requests = [
+            ClaimRequest(str(uuid.uuid4()), "154ef306-c788-4934-9489-118173e4ea1a", bytes([i]), 1) for i in range(200)
+        ]
+        proxy.trickle = (512, 0.1)  # the claim's answer, some 20 KB, would take about 4 s
+        with pytest.raises(StatementTimedOut):
+            ledger.claim(requests, owner="w", lease_seconds=60, budget=lambda: 0.4)  # too little to reconnect
+        assert (ledger.statements, provider.connects, provider.ready) == (2, 1, False)  # the ping, the claim
+    finally:
+        proxy.trickle = None
+        proxy.stop()

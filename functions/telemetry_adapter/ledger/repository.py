@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, set_statement_timeout
+from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, statement_time_limit
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, RECONNECT_FLOOR_MS, STATEMENT_FLOOR_MS
 
 Budget: TypeAlias = Callable[[], float]
@@ -341,8 +341,10 @@ class Ledger:
     def _run(
         self, name: str, sql: str, *, budget: Budget | None = None, resend: bool = True, **params: Any
     ) -> list[list[Any]]:
-        """Run one statement within its allowance; on a dead connection, reconnect once and re-send it
-        (the statements are idempotent) when ``resend`` and the budget can hold a reconnect.
+        """Run one statement within its allowance, on the wall clock (a statement still unanswered when
+        it runs out is cut with its connection: :class:`StatementTimedOut`); on a dead connection,
+        reconnect once and re-send it (the statements are idempotent) when ``resend`` and the budget can
+        hold a reconnect.
 
         Only a connection failure costs the connection: after any other error (a constraint, a
         deadlock) the session is back at ready-for-query and stays in use.
@@ -359,9 +361,11 @@ class Ledger:
             started = time.perf_counter()
             try:
                 connection = self._connections.get(timeout_seconds=allowance)
-                set_statement_timeout(connection, ends_at - time.monotonic())
                 self.statements += 1
-                rows = connection.run(sql, **params)
+                with statement_time_limit(connection, ends_at - time.monotonic()) as limit:
+                    rows = connection.run(sql, **params)
+                if limit.cut:  # answered as the limit passed: the statement stands, the connection does not
+                    self._connections.discard()
             except Exception as error:
                 if not is_connection_failure(error):
                     raise
