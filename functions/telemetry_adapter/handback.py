@@ -26,7 +26,9 @@ from telemetry_adapter.time_budget import HANDBACK_CONNECT_TIMEOUT_SECONDS, HAND
 
 MAX_ENTRIES_PER_CALL = 10
 MAX_BYTES_PER_CALL = 1024 * 1024
-"""SendMessageBatch's limits: ten messages, 1 MiB of payload in all."""
+"""SendMessageBatch's limits: ten messages, 1 MiB (1,048,576 bytes) of payload in all, the SQS maximum
+since 2025; the stack sets the queue's ``MaximumMessageSize`` to the same (a template test holds them
+together), so a group packed to this size is never refused as a whole."""
 HANDED_BACK_FROM = "HandedBackFrom"
 """Message attribute on every copy: the id of the message it continues (for operators reading a queue)."""
 
