@@ -9,7 +9,8 @@ The system under test is the processor as Lambda runs it (``processor.handler.ha
   reaches the stream, a call applied whose answer is lost, a malformed answer; while a call is in
   flight, the database connections killed (and, optionally, new ones refused for a while), or a
   second worker handling copies of the same submissions at that very moment, possibly after the first
-  worker's leases expired (a paused worker whose submissions are taken over);
+  worker's leases expired (a paused worker whose submissions are taken over), or a worker taking them
+  over and holding them without finishing (itself paused);
 * the database (:class:`FaultyConnector`): connections refused, backends terminated between steps,
   leases expired as if time had passed;
 * the queue (:class:`ModelQueue`): messages delivered in any subset and order, exact and conflicting
@@ -69,7 +70,7 @@ from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.handback import HANDED_BACK_FROM, QueueHandBack
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
-from telemetry_adapter.ledger.repository import Ledger
+from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
 from telemetry_adapter.publisher import OrderedPublisher
 from telemetry_adapter.quarantine import QuarantineStore
 from telemetry_adapter.quarantine_format import QuarantinedMessage, decode
@@ -101,11 +102,12 @@ KINESIS_ACTIONS = (
     "kill_db_and_refuse",
     "second_worker",
     "steal",
+    "steal_and_hold",
 )
 """What a PutRecords call may meet (``ok`` weighted up). See :class:`ScriptedKinesis`."""
-AMBIGUOUS = frozenset({"lost_answer", "malformed", "kill_db_and_refuse", "steal"})
+AMBIGUOUS = frozenset({"lost_answer", "malformed", "kill_db_and_refuse", "steal", "steal_and_hold"})
 """Faults after which a record may legitimately be written twice (same id)."""
-_HOOKS = frozenset({"kill_db", "kill_db_and_refuse", "second_worker", "steal"})
+_HOOKS = frozenset({"kill_db", "kill_db_and_refuse", "second_worker", "steal", "steal_and_hold"})
 
 
 class Violation(AssertionError):
@@ -240,7 +242,9 @@ class ScriptedKinesis:
     ``malformed``: written, then answers nonsense; ``kill_db``: the workers' database sessions are
     terminated first (``kill_db_and_refuse``: and new connections refused for a while);
     ``second_worker``/``steal``: another worker handles copies of this batch first (``steal``: after
-    this worker's leases expired). Anything left unplanned is ``ok``.
+    this worker's leases expired); ``steal_and_hold``: this worker's leases expire and another worker
+    claims the batch's submissions and holds them, unfinished, until time passes (a paused worker).
+    Anything left unplanned is ``ok``.
     """
 
     def __init__(self, client: Any, clock: VirtualClock, on_hook: Callable[[str], None]) -> None:
@@ -424,6 +428,21 @@ class PipelineMachine(RuleBasedStateMachine):
             self._sql(_KILL_BACKENDS)
             if action == "kill_db_and_refuse":
                 self.connector.refusals = 1_000
+            return
+        if action == "steal_and_hold":
+            self.time_passes_and_leases_expire()
+            limits = self.workers[1].settings.limits
+            contents = {message.content.name: message.content for message in self.current_batch}
+            submissions = [parse_submission(c.body, limits) for c in contents.values() if c.submission_id]
+            thief = Ledger(ConnectionProvider(DatabaseSettings.from_url(self.url).connect))
+            try:
+                thief.claim(
+                    [ClaimRequest(s.submission_id, s.device_id, s.digest, len(s.events)) for s in submissions],
+                    owner="paused-worker",
+                    lease_seconds=3_600,
+                )
+            finally:
+                thief.close()
             return
         if action == "steal":
             self.time_passes_and_leases_expire()

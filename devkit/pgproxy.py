@@ -7,9 +7,11 @@ sleeps: bytes that arrive together leave together), so each request/response exc
 RTT more, here as it would in AWS: the benchmark's modelled network. It counts those exchanges
 (:attr:`LatencyProxy.round_trips`: the ledger's connection makes one per statement, pg8000's own
 three), records what clients sent when asked to (``record=True``), cuts a connection in the
-middle of an exchange (:meth:`LatencyProxy.cut_next_request`), and takes the database off the
-network for a while (:meth:`LatencyProxy.refuse_connections`: every connection dropped, every new
-one closed at once, as clients see a database or proxy outage): the tests' view of the wire.
+middle of an exchange, before the request reaches the server (:meth:`LatencyProxy.cut_next_request`)
+or after the server answered it in full (:meth:`LatencyProxy.lose_next_answer`), and takes the
+database off the network for a while (:meth:`LatencyProxy.refuse_connections`: every connection
+dropped, every new one closed at once, as clients see a database or proxy outage): the tests' view
+of the wire.
 
 Bounded: at most ``max_connections`` clients, 127.0.0.1 only, three daemon threads per client,
 everything closed by :meth:`LatencyProxy.stop`.
@@ -30,6 +32,8 @@ from telemetry_adapter.ledger.connection import DatabaseSettings
 _CHUNK = 65_536
 _ACCEPT_POLL_SECONDS = 0.2
 _JOIN_SECONDS = 2.0
+_READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
+"""ReadyForQuery's type byte and length; its last byte (the transaction status) follows."""
 
 
 class LatencyProxy:
@@ -60,6 +64,12 @@ class LatencyProxy:
         self._refusing = threading.Event()
         self.refused = 0
         """Connections closed on arrival while refusing."""
+        self.answers_lost = 0
+        """Connections cut by :meth:`lose_next_answer`."""
+        self._lose_answer = threading.Event()
+        self.trickle: tuple[int, float] | None = None
+        """When set, ``(bytes, seconds)``: answers leave in slices of that many bytes, one every that many
+        seconds, as from a degraded path; each read a client makes then ends quickly, the answer late."""
 
     @property
     def url(self) -> str:
@@ -103,6 +113,13 @@ class LatencyProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def lose_next_answer(self) -> None:
+        """Forward the next client request, let the server answer it in full (up to ReadyForQuery: the
+        statement ran and, outside a transaction block, committed), then cut the connection instead of
+        relaying that answer: the client finds its connection closed after its statement took effect,
+        as when a network path drops while the answer is on its way."""
+        self._lose_answer.set()
 
     def stop(self) -> None:
         """Close every socket and wait (bounded) for the threads to end."""
@@ -164,11 +181,14 @@ class LatencyProxy:
             self._track(upstream)
             answers: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
             asked = threading.Event()
-            self._spawn(self._forward, "pgproxy-up", client, upstream, asked)
-            self._spawn(self._hold, "pgproxy-hold", upstream, answers, asked)
+            doomed = threading.Event()
+            self._spawn(self._forward, "pgproxy-up", client, upstream, asked, doomed)
+            self._spawn(self._hold, "pgproxy-hold", upstream, answers, asked, doomed, client)
             self._spawn(self._release, "pgproxy-down", answers, client)
 
-    def _forward(self, source: socket.socket, target: socket.socket, asked: threading.Event) -> None:
+    def _forward(
+        self, source: socket.socket, target: socket.socket, asked: threading.Event, doomed: threading.Event
+    ) -> None:
         """Client to server, at once (or the connection cut, when asked for)."""
         with contextlib.suppress(OSError):
             while chunk := source.recv(_CHUNK):
@@ -178,6 +198,9 @@ class LatencyProxy:
                         self.cuts += 1
                     source.shutdown(socket.SHUT_RDWR)
                     break
+                if self._lose_answer.is_set():
+                    self._lose_answer.clear()
+                    doomed.set()  # this request goes through; its answer will not
                 if self.sent is not None:
                     with self._lock:
                         self.sent.extend(chunk)
@@ -187,11 +210,27 @@ class LatencyProxy:
             target.shutdown(socket.SHUT_WR)
 
     def _hold(
-        self, source: socket.socket, answers: queue.SimpleQueue[tuple[float, bytes] | None], asked: threading.Event
+        self,
+        source: socket.socket,
+        answers: queue.SimpleQueue[tuple[float, bytes] | None],
+        asked: threading.Event,
+        doomed: threading.Event,
+        client: socket.socket,
     ) -> None:
-        """Server to the delay line, each chunk stamped with the time it may leave."""
+        """Server to the delay line, each chunk stamped with the time it may leave; a doomed answer is
+        read to its ReadyForQuery and dropped, and the client's connection cut."""
+        dropped = bytearray()
         with contextlib.suppress(OSError):
             while chunk := source.recv(_CHUNK):
+                if doomed.is_set():
+                    dropped.extend(chunk)
+                    if dropped[-6:-1] == _READY_FOR_QUERY:
+                        with self._lock:
+                            self.answers_lost += 1
+                        client.shutdown(socket.SHUT_RDWR)
+                        source.shutdown(socket.SHUT_RDWR)
+                        break
+                    continue
                 answers.put((time.monotonic() + self.rtt_seconds, chunk))
                 if asked.is_set():
                     asked.clear()
@@ -207,11 +246,23 @@ class LatencyProxy:
             if wait > 0:
                 time.sleep(wait)
             try:
-                target.sendall(chunk)
+                self._send(target, chunk)
             except OSError:
                 break
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+
+    def _send(self, target: socket.socket, chunk: bytes) -> None:
+        trickle = self.trickle
+        if trickle is None:
+            target.sendall(chunk)
+            return
+        size, pause = trickle
+        for start in range(0, len(chunk), size):
+            if self._stopped.is_set():
+                raise OSError("proxy stopped")
+            time.sleep(pause)
+            target.sendall(chunk[start : start + size])
 
 
 @contextlib.contextmanager

@@ -25,6 +25,12 @@ from infra.nag import acknowledge
 from infra.naming import Names
 from infra.settings import DLQ_RETENTION_DAYS, DeploySettings
 
+MAX_MESSAGE_BYTES = 1_048_576
+"""Both queues' ``MaximumMessageSize``: 1 MiB, the largest SQS accepts for a message and for a whole
+``SendMessageBatch``. Set explicitly, not left to the service default: the processor accepts bodies up
+to ``MAX_BODY_BYTES`` (1 MiB by default), the dead-letter queue must take what the queue moves there,
+and the processor packs its hand-back calls up to 1 MiB (``handback.MAX_BYTES_PER_CALL``)."""
+
 
 def encrypted_queue(scope: Construct, construct_id: str, *, name: str, **options: Any) -> sqs.Queue:
     """A queue encrypted with SQS-managed keys that refuses plain-HTTP requests."""
@@ -43,6 +49,7 @@ class IngestQueues(Construct):
             "DeadLetterQueue",
             name=names.resource("submissions-dlq"),
             retention_period=Duration.days(DLQ_RETENTION_DAYS),
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
             removal_policy=kept_unless_dev(settings),
         )
         acknowledge(
@@ -55,6 +62,7 @@ class IngestQueues(Construct):
             name=names.resource("submissions"),
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             retention_period=Duration.days(settings.queue_retention_days),
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
             removal_policy=kept_unless_dev(settings),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=settings.max_receive_count

@@ -8,14 +8,16 @@ sends a copy of its body to the queue and acknowledges the original: the copy st
 receive count, and the ledger makes it safe (it resumes at the recorded prefix; were the original
 redelivered as well, the second copy is suppressed as a duplicate).
 
-One ``SendMessageBatch`` per ten copies, so a batch's I/O stays per batch. A copy that SQS did not
-take is reported as a failure instead, exactly as without a hand-back. The SQS client honours
+One ``SendMessageBatch`` per ten copies, so a batch's I/O stays per batch. Each call starts only while
+the invocation can still wait out a whole one (a batch of a hundred needs ten, one after another); a
+copy that SQS did not take, or that was not sent for lack of time, is reported as a failure instead,
+exactly as without a hand-back. The SQS client honours
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_SQS`` (boto3 reads them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -24,7 +26,9 @@ from telemetry_adapter.time_budget import HANDBACK_CONNECT_TIMEOUT_SECONDS, HAND
 
 MAX_ENTRIES_PER_CALL = 10
 MAX_BYTES_PER_CALL = 1024 * 1024
-"""SendMessageBatch's limits: ten messages, 1 MiB of payload in all."""
+"""SendMessageBatch's limits: ten messages, 1 MiB (1,048,576 bytes) of payload in all, the SQS maximum
+since 2025; the stack sets the queue's ``MaximumMessageSize`` to the same (a template test holds them
+together), so a group packed to this size is never refused as a whole."""
 HANDED_BACK_FROM = "HandedBackFrom"
 """Message attribute on every copy: the id of the message it continues (for operators reading a queue)."""
 
@@ -50,11 +54,18 @@ class QueueHandBack:
         self._client = client
         self.queue_url = queue_url
 
-    def send(self, copies: Sequence[Copy]) -> tuple[set[str], dict[str, str]]:
-        """Send every copy; return the message ids SQS took and, for the others, the error code."""
+    def send(
+        self, copies: Sequence[Copy], *, may_send: Callable[[], bool] = lambda: True
+    ) -> tuple[set[str], dict[str, str]]:
+        """Send the copies, one call per group while ``may_send()`` says a whole call still fits the
+        invocation (asked before each call: the time check made once for ten calls in a row let the
+        invocation outlive its deadline); return the message ids SQS took and, for the copies SQS
+        refused, the error code. Copies left unsent for lack of time are in neither."""
         taken: set[str] = set()
         errors: dict[str, str] = {}
         for group in _groups(copies):
+            if not may_send():
+                break
             entries = [
                 {
                     "Id": str(index),

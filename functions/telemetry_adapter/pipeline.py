@@ -78,6 +78,8 @@ class BatchReport:
     """Claimed submissions whose lease another worker took over before the outcome (not acknowledged)."""
     claim_skipped: bool = False
     """The invocation had no time left to claim the batch (a deadline stop, not a ledger failure)."""
+    outcome_skipped: bool = False
+    """The invocation had no time left to record the outcome (a deadline stop, not a ledger failure)."""
     decoder_errors: int = 0
     """Messages whose decoding raised something other than a rejection (a bug; each fails alone)."""
     publish: PublishStats = field(default_factory=PublishStats)
@@ -99,8 +101,8 @@ class BatchReport:
 
     @property
     def stopped_by_deadline(self) -> bool:
-        """Whether the time budget stopped the batch before it was done (claim or publishing)."""
-        return self.claim_skipped or self.publish.stopped_by_deadline
+        """Whether the time budget stopped the batch before it was done (claim, publishing or outcome)."""
+        return self.claim_skipped or self.publish.stopped_by_deadline or self.outcome_skipped
 
     @property
     def acknowledged(self) -> int:
@@ -365,8 +367,16 @@ class BatchPipeline:
                     breaker=self.breaker.state.value,
                     budget=budget,
                 )
-            except BudgetExhausted as error:
-                report.ledger_error = report.ledger_error or error_code(error)
+            except BudgetExhausted:
+                if report.ledger_error is None:
+                    # Not a ledger failure: the invocation ran out of time before the statement could be
+                    # sent (a deadline stop, which must not fire the "database down" alarm). After a
+                    # failed attempt, the failure that cost the time stands.
+                    report.outcome_skipped = True
+                    logger.warning(
+                        "no time left to record the outcome; the batch resumes from the last recorded prefix"
+                    )
+                    return set()
                 break
             except Exception as error:
                 report.ledger_error = error_code(error)
@@ -398,9 +408,10 @@ class BatchPipeline:
         """Decide each primary message; return the fate its exact copies in the batch follow, and
         the messages to hand back (decided by :meth:`_hand_back`).
 
-        A claimed submission is acknowledged only if its outcome row was written by this invocation:
-        when another worker took the lease over meanwhile (this one paused past its lease), the
-        submission is that worker's to finish, so here it is reported as a failure.
+        A claimed submission is acknowledged only if the outcome reported its row (written by this
+        invocation, or already holding its progress with no lease on it: see ``record_outcome``): when
+        another worker took the lease over meanwhile (this one paused past its lease), the submission
+        is that worker's to finish, so here it is reported as a failure.
         """
         fates: dict[ClaimKey, _Fate] = {}
         continuing: list[_Message] = []
@@ -458,6 +469,8 @@ class BatchPipeline:
     @staticmethod
     def _unfinished(job: PublishJob, recorded: bool, report: BatchReport) -> _Fate:
         """Why a claimed submission is not acknowledged."""
+        if report.outcome_skipped:
+            return _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
         if report.ledger_failed:
             return _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error)
         if not recorded:
@@ -479,15 +492,19 @@ class BatchPipeline:
     ) -> None:
         """Send a copy of each message that made progress back to the queue and acknowledge it, so a
         long submission never spends receives towards the dead-letter queue while it moves forward.
-        Without a hand-back, with too little time left for the call, or when SQS does not take a
-        copy, the message is reported as a failure instead (and is redelivered as usual)."""
+        Without a hand-back, with too little time left for the call that would carry its copy (checked
+        before each call), or when SQS does not take a copy, the message is reported as a failure
+        instead (and is redelivered as usual)."""
         if not continuing:
             return
         slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
         taken: set[str] = set()
         errors: dict[str, str] = {}
-        if self.handback is not None and deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000:
-            taken, errors = self.handback.send([Copy(message.message_id, message.body) for message in continuing])
+        if self.handback is not None:
+            taken, errors = self.handback.send(
+                [Copy(message.message_id, message.body) for message in continuing],
+                may_send=lambda: deadline.remaining() - slack >= HANDBACK_CALL_TIMEOUT_MS / 1000,
+            )
         for message in continuing:
             if message.message_id in taken:
                 report.handed_back += 1

@@ -12,6 +12,14 @@ budget lasts and up to a number of attempts; what is left is reported unfinished
 keeps the published prefix so a redelivery resumes there. A request Kinesis refuses as a whole for
 what one record holds (``ValidationException``) is split into calls of one record, without charging
 an attempt, so the record at fault fails alone and its neighbours go on.
+
+Every call has a wall-clock limit (``KINESIS_CALL_TIMEOUT_MS``, or the time the invocation has left when
+shorter): the SDK's timeouts bound each socket read, not the call, so an answer that trickles in keeps a
+call open for as long as each piece comes inside the read timeout. At its limit the publisher stops
+waiting and treats the call as failed, its answer lost: Kinesis may or may not hold its records, which
+are retried; a record written twice carries the same id (guarantee 3). The call keeps its thread until
+the SDK gives up, and counts against the concurrency meanwhile, so the threads stay
+``PUBLISH_CONCURRENCY`` however many calls are abandoned.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -30,6 +39,7 @@ from telemetry_adapter.config import PublishSettings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.errors import error_code
 from telemetry_adapter.records import EventRecord
+from telemetry_adapter.time_budget import KINESIS_CALL_TIMEOUT_MS
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
@@ -39,6 +49,10 @@ MALFORMED = "MalformedResponse"
 REQUEST_REJECTED = frozenset({"ValidationException", "InvalidArgumentException"})
 """Errors for which Kinesis refuses a whole request because of what it holds: sending the same
 records again cannot succeed, so the culprit is isolated instead of retried."""
+
+
+class CallTimedOut(TimeoutError):
+    """A call outlived its wall-clock limit: its answer is lost, its records may or may not be stored."""
 
 
 class KinesisClient(Protocol):
@@ -98,20 +112,19 @@ class OrderedPublisher:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        call_timeout_seconds: float = KINESIS_CALL_TIMEOUT_MS / 1000,
     ) -> None:
         self._client = client
         self._stream_name = stream_name
         self._settings = settings
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._sleep = sleep
-        # With one call in flight at a time there is nothing to overlap: calls run on the caller's
-        # thread, which saves a thread hand-off per call (and, when Kinesis is moto in this very process,
-        # the contention of two threads for one interpreter lock).
-        self._pool: ThreadPoolExecutor | None = (
-            ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="put")
-            if settings.max_concurrency > 1
-            else None
-        )
+        self._call_timeout = call_timeout_seconds
+        # Calls run on worker threads even one at a time: only then can the caller stop waiting for one.
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="put")
+        self._abandoned: set[Future[Any]] = set()
+        """Calls this publisher stopped waiting for that still hold their thread (across invocations)."""
+        self._abandoned_lock = threading.Lock()
 
     def publish(self, jobs: Sequence[PublishJob], deadline: Deadline) -> PublishStats:
         """Publish until every job is done, its attempts are exhausted, or the budget runs out."""
@@ -119,28 +132,42 @@ class OrderedPublisher:
         ready = deque(sorted((job for job in jobs if not job.done), key=lambda job: -len(job.records)))
         backing_off: list[tuple[float, int, PublishJob]] = []  # heap of (ready at, tie-break, job)
         tie = itertools.count()
-        in_flight: dict[Future[Any], list[PublishJob]] = {}
+        in_flight: dict[Future[Any], tuple[list[PublishJob], float]] = {}  # call, give up at (monotonic)
         while ready or backing_off or in_flight:
             now = time.monotonic()
             while backing_off and backing_off[0][0] <= now:
                 ready.append(heapq.heappop(backing_off)[2])
-            while ready and len(in_flight) < self._settings.max_concurrency:
+            while ready and len(in_flight) < self._free_threads():
                 if not deadline.may_start_work():
                     stats.stopped_by_deadline = True
                     break
                 call = _take_call(ready)
-                in_flight[self._start(call)] = call
+                limit = min(self._call_timeout, max(0.0, deadline.remaining()))
+                in_flight[self._pool.submit(self._put, call)] = (call, time.monotonic() + limit)
             if not in_flight:
+                if ready and not self._free_threads() and deadline.may_start_work():
+                    # Every thread still holds a call this publisher stopped waiting for: wait (at most
+                    # one call's time) for one of them to end, or stop.
+                    if not self._wait_for_a_thread(min(self._call_timeout, deadline.usable())):
+                        stats.stopped_by_deadline = True
+                        break
+                    continue
                 if not backing_off or not deadline.may_start_work():
                     stats.stopped_by_deadline = stats.stopped_by_deadline or bool(backing_off or ready)
                     break
                 self._sleep(min(max(0.0, backing_off[0][0] - time.monotonic()), deadline.usable()))
                 continue
-            wake_at = backing_off[0][0] - time.monotonic() if backing_off else None
-            finished, _ = wait(in_flight, timeout=wake_at, return_when=FIRST_COMPLETED)
-            for future in finished:
-                call = in_flight.pop(future)
-                for job, retry in self._settle(call, future, stats):
+            wakes = [give_up_at for _, give_up_at in in_flight.values()]
+            if backing_off:
+                wakes.append(backing_off[0][0])
+            finished, _ = wait(in_flight, timeout=max(0.0, min(wakes) - time.monotonic()), return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            answered = [(future, future) for future in finished]
+            overdue = [future for future, (_, give_up_at) in in_flight.items() if give_up_at <= now]
+            answered += [(future, self._abandon(future)) for future in overdue if future not in finished]
+            for future, outcome in answered:
+                call, _ = in_flight.pop(future)
+                for job, retry in self._settle(call, outcome, stats):
                     if retry:
                         ready_at = time.monotonic() + self._backoff(job.attempts)
                         heapq.heappush(backing_off, (ready_at, next(tie), job))
@@ -149,20 +176,37 @@ class OrderedPublisher:
         return stats
 
     def close(self) -> None:
-        """Stop the worker threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        """Stop the worker threads (a call still running ends on its own)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _start(self, call: list[PublishJob]) -> Future[Any]:
-        """Start one call: on the pool, or right here (already finished) when calls run one at a time."""
-        if self._pool is not None:
-            return self._pool.submit(self._put, call)
-        future: Future[Any] = Future()
-        try:
-            future.set_result(self._put(call))
-        except Exception as error:  # settled like a pool future's error: the whole call failed
-            future.set_exception(error)
-        return future
+    def _free_threads(self) -> int:
+        """Threads not held by a call this publisher stopped waiting for."""
+        with self._abandoned_lock:
+            return self._settings.max_concurrency - len(self._abandoned)
+
+    def _abandon(self, future: Future[Any]) -> Future[Any]:
+        """Stop waiting for a call past its limit; return a stand-in future that failed as a lost answer.
+
+        A call that has not started yet never will; one running keeps its thread, counted as taken,
+        until it ends."""
+        if not future.cancel():
+            with self._abandoned_lock:
+                self._abandoned.add(future)
+            future.add_done_callback(self._release)
+        lost: Future[Any] = Future()
+        lost.set_exception(CallTimedOut(f"no answer within {self._call_timeout} s"))
+        return lost
+
+    def _release(self, future: Future[Any]) -> None:
+        with self._abandoned_lock:
+            self._abandoned.discard(future)
+
+    def _wait_for_a_thread(self, seconds: float) -> bool:
+        """Wait at most ``seconds`` for an abandoned call to end; return whether a thread is free."""
+        with self._abandoned_lock:
+            abandoned = set(self._abandoned)
+        wait(abandoned, timeout=seconds, return_when=FIRST_COMPLETED)
+        return self._free_threads() > 0
 
     def _put(self, call: list[PublishJob]) -> tuple[float, Any]:
         started = time.perf_counter()

@@ -22,7 +22,9 @@ from telemetry_adapter.quarantine import QuarantineStore, s3_client
 from telemetry_adapter.time_budget import KINESIS_CONNECT_TIMEOUT_SECONDS, KINESIS_READ_TIMEOUT_SECONDS
 
 # No SDK retries: the publisher retries failed records itself, with the invocation's deadline in view.
-# Timeouts stay well inside the publisher's safety margin, so a hung call never outlives the budget.
+# These timeouts bound the connect and each read, not the call (an answer trickling in never trips
+# them): the publisher's own wall-clock limit per call (KINESIS_CALL_TIMEOUT_MS) is what the safety
+# margin counts on.
 _KINESIS_CONFIG: dict[str, Any] = {
     "retries": {"total_max_attempts": 1},
     "connect_timeout": KINESIS_CONNECT_TIMEOUT_SECONDS,

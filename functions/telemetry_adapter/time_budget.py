@@ -19,7 +19,9 @@ KINESIS_CONNECT_TIMEOUT_SECONDS = 2
 KINESIS_READ_TIMEOUT_SECONDS = 5
 """botocore ``read_timeout`` of the publisher's Kinesis client."""
 KINESIS_CALL_TIMEOUT_MS = (KINESIS_CONNECT_TIMEOUT_SECONDS + KINESIS_READ_TIMEOUT_SECONDS) * 1000
-"""The longest one PutRecords call can take (no SDK retries: the publisher retries itself)."""
+"""The longest the publisher waits for one PutRecords call (no SDK retries: the publisher retries
+itself). The SDK's timeouts bound the connect and each read, not the call, so the publisher enforces
+this on the wall clock and treats a call past it as failed with its answer lost."""
 DEFAULT_STATEMENT_TIMEOUT_MS = 5_000
 """The longest one ledger statement may take (``LEDGER_STATEMENT_TIMEOUT_MS``)."""
 MIN_STATEMENT_TIMEOUT_MS = 200

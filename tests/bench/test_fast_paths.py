@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import threading
 import uuid
 from typing import Any
 
@@ -68,20 +69,34 @@ def test_details_and_records_match_json_dumps(
         assert data["sequence"] == sequence
 
 
-def test_one_call_at_a_time_publishes_in_caller_thread_with_the_same_guarantees(
-    clean_database: str, kinesis: Any
-) -> None:
-    """PUBLISH_CONCURRENCY=1 runs calls inline (no pool); faults are still retried and order kept."""
+class CallingThreads:
+    """Kinesis noting which threads call it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.threads: set[int] = set()
+
+    def put_records(self, **kwargs: Any) -> Any:
+        self.threads.add(threading.get_ident())
+        return self.client.put_records(**kwargs)
+
+
+def test_one_call_at_a_time_publishes_on_one_thread_with_the_same_guarantees(clean_database: str, kinesis: Any) -> None:
+    """PUBLISH_CONCURRENCY=1 runs one call at a time on one worker thread (not the caller's, which must
+    stay free to stop waiting for a call past its wall-clock limit); faults are still retried and order
+    kept."""
     flaky = FlakyKinesis(kinesis, record_failure_rate=0.2, call_failure_rate=0.1, lost_answer_rate=0.05, seed=4)
+    calling = CallingThreads(flaky)
     publish = dataclasses.replace(FAST_RETRIES, max_concurrency=1)
-    pipeline = make_pipeline(clean_database, flaky, publish=publish)
-    assert pipeline.publisher._pool is None
+    pipeline = make_pipeline(clean_database, calling, publish=publish)
     rng = random.Random(9)
     devices = fleet.device_ids(3)
     documents = [fleet.submission(rng, devices[i % 3]) for i in range(12)]
     response = handle_batch(sqs_event(fleet.encode(d) for d in documents), LambdaContext(), pipeline)
     assert response == {"batchItemFailures": []}
     assert flaky.faults.records_failed + flaky.faults.calls_failed > 0
+    assert len(calling.threads) == 1
+    assert threading.get_ident() not in calling.threads
     records = read_stream(kinesis, STREAM)
     for document in documents:
         sequences = [r["sequence"] for r in records if r["submission_id"] == document["submission_id"]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from telemetry_adapter.config import Settings
 from telemetry_adapter.rejections import Reason
 from tests.docs.markdown import code_spans, tables
 
@@ -88,3 +89,14 @@ def test_every_documented_metric_is_emitted() -> None:
         if metric not in names and not metric.startswith(tuple(prefixes))
     ]
     assert stale == [], "documented, but the code does not emit them"
+
+
+def test_the_contract_states_the_string_limits_in_characters_as_the_code_counts_them() -> None:
+    """``cmdl`` and ``user`` are limited in characters (up to 4 bytes each in UTF-8), not in bytes."""
+    limits = Settings(stream_name="events").limits
+    rows = [row for table in tables(CONTRACT) for row in table.rows if "events.new_process[]" in row[0]]
+    assert len(rows) == 1
+    rule = rows[0][1]
+    assert f"at most {limits.max_cmdl_chars:,} characters" in rule
+    assert f"at most {limits.max_string_chars:,} characters" in rule
+    assert "KiB" not in rule

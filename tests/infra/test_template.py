@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from telemetry_adapter import handback
+from telemetry_adapter.config import Settings
 from tests.infra.conftest import Synthesized
 
 
@@ -40,6 +42,17 @@ def test_queues_encrypted_tls_only_with_redrive(synthesized: Synthesized) -> Non
         statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
         assert statement["Effect"] == "Deny"
         assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_queues_take_the_largest_body_the_processor_accepts_and_the_hand_back_sends(synthesized: Synthesized) -> None:
+    """Explicit, not the service default: the main queue takes any body up to ``MAX_BODY_BYTES``, its
+    dead-letter queue what the main queue moves there, and a hand-back call, packed up to the same
+    size, never holds more than the queue takes (SQS refuses an over-size batch as a whole)."""
+    _, dlq = queue(synthesized, "telemetry-adapter-dev-submissions-dlq")
+    _, main = queue(synthesized, "telemetry-adapter-dev-submissions")
+    largest_body = Settings(stream_name="events").limits.max_body_bytes
+    assert main["MaximumMessageSize"] == dlq["MaximumMessageSize"] == largest_body
+    assert main["MaximumMessageSize"] == handback.MAX_BYTES_PER_CALL
 
 
 def test_stream_on_demand_and_kms_encrypted(synthesized: Synthesized) -> None:

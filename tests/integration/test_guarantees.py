@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
 from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_event, sqs_record
+from devkit.pgproxy import LatencyProxy, latency_proxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
@@ -512,6 +513,61 @@ def test_a_worker_whose_lease_was_taken_over_does_not_acknowledge(clean_database
     assert report.failed_message_ids == [event["Records"][0]["messageId"]]
     assert report.leases_lost == 1
     assert [row[1] for row in _ledger_rows(clean_database)] == ["the-other-worker"]
+
+
+class LoseTheOutcomeAnswer:
+    """Kinesis that, on its first call, makes the database proxy drop the answer to the next statement
+    (the outcome) after the server committed it."""
+
+    def __init__(self, client: Any, proxy: LatencyProxy) -> None:
+        self.client = client
+        self.proxy = proxy
+        self.armed = False
+
+    def put_records(self, **kwargs: Any) -> Any:
+        if not self.armed:
+            self.proxy.lose_next_answer()
+            self.armed = True
+        return self.client.put_records(**kwargs)
+
+
+def test_an_outcome_whose_answer_was_lost_after_commit_still_acknowledges_the_batch(
+    clean_database: str, kinesis: Any
+) -> None:
+    """The ledger re-sends the outcome on a new connection; the re-send finds the leases it released
+    already, with the progress it asks to record, and reports them written (not lost to another worker)."""
+    docs = documents(5)
+    with latency_proxy(clean_database, 0.0) as proxy:
+        pipeline = make_pipeline(proxy.url, LoseTheOutcomeAnswer(kinesis, proxy))
+        report = pipeline.process(sqs_event([fleet.encode(d) for d in docs])["Records"], _deadline())
+        assert proxy.answers_lost == 1
+    assert (report.failed_message_ids, report.leases_lost, report.ledger_failed) == ([], 0, False)
+    assert report.submissions_completed == 5
+    assert pipeline.ledger.statements == 3  # the claim, the outcome and its re-send
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    completed = connection.run("SELECT count(*) FROM submission_ledger WHERE completed_at IS NOT NULL")
+    connection.close()
+    assert completed == [[5]]
+    assert_exactly_once_in_order(kinesis, docs)
+
+
+def test_a_claim_whose_answer_was_lost_after_commit_does_not_decide_a_copy_against_its_batch(
+    clean_database: str, kinesis: Any
+) -> None:
+    """The re-sent claim finds the row its first attempt inserted for the batch's first content: that
+    content stays claimed, and the second content waits for a redelivery (guarantee 5), not rejected."""
+    original = documents(1)[0]
+    tampered = {**original, "device_id": fleet.device_ids(2)[1]}
+    event = sqs_event([fleet.encode(original), fleet.encode(tampered)])
+    with latency_proxy(clean_database, 0.0) as proxy:
+        pipeline = make_pipeline(proxy.url, kinesis)
+        pipeline.ledger.ping()  # connected: the next request is the claim
+        proxy.lose_next_answer()
+        report = pipeline.process(event["Records"], _deadline())
+        assert proxy.answers_lost == 1
+    assert (report.failed_message_ids, dict(report.rejected)) == ([event["Records"][1]["messageId"]], {})
+    assert pipeline.ledger.statements == 4  # a ping, the claim, its re-send and the outcome
+    assert_exactly_once_in_order(kinesis, [original])
 
 
 def test_a_batch_of_only_invalid_messages_still_writes_the_heartbeat(pipeline: BatchPipeline) -> None:

@@ -152,6 +152,51 @@ def test_no_progress_no_copy(clean_database: str, kinesis: Any, queues: tuple[An
     assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
 
 
+class SlowSqs:
+    """SQS whose every SendMessageBatch takes ``seconds`` of the virtual clock (inside the client's own
+    connect and read timeouts), counted."""
+
+    def __init__(self, client: Any, clock: VirtualClock, seconds: float) -> None:
+        self.client = client
+        self.clock = clock
+        self.seconds = seconds
+        self.calls = 0
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.clock.advance(self.seconds)
+        return self.client.send_message_batch(**kwargs)
+
+
+def test_the_hand_back_of_a_full_batch_stays_inside_the_invocation(
+    clean_database: str, kinesis: Any, queues: tuple[Any, str, str]
+) -> None:
+    """A hundred long messages need ten SendMessageBatch calls: each starts only while one more call
+    still fits the budget, and the copies not sent are failures (never acknowledged without a copy)."""
+    sqs, queue, _ = queues
+    clock = VirtualClock()
+    slow_sqs = SlowSqs(sqs, clock, 2.5)
+    pipeline = pipeline_with(clean_database, SlowKinesis(kinesis, clock), QueueHandBack(slow_sqs, queue))
+    rng = random.Random(3)
+    bodies = [
+        fleet.encode(fleet.submission(rng, device, processes=60, connections=0)) for device in fleet.device_ids(100)
+    ]
+    records = [sqs_record(body) for body in bodies]
+    context = LambdaContext(timeout_ms=15_000, clock=clock.now)
+    response = handle_batch({"Records": records}, context, pipeline)
+    assert context.get_remaining_time_in_millis() > 0
+    # 2 s of publishing, then 12 s left beyond the 1 s slack: calls start at 12, 9.5, 7 and 4.5 s left.
+    assert slow_sqs.calls == 4
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    assert len(failed) == 60
+    copies: list[str] = []
+    for _ in range(10):  # bounded: at most 40 copies, ten per receive
+        answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        copies += [m["MessageAttributes"][HANDED_BACK_FROM]["StringValue"] for m in answer.get("Messages", [])]
+    acknowledged = {record["messageId"] for record in records} - failed
+    assert sorted(copies) == sorted(acknowledged)
+
+
 def _context_deadline(clock: VirtualClock, timeout_ms: int = 60_000) -> Any:
     from telemetry_adapter.deadline import Deadline
 

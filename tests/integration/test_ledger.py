@@ -73,6 +73,55 @@ def test_claim_is_idempotent_for_its_owner(ledger: Ledger) -> None:
     assert ledger.claim([item], owner="w1", lease_seconds=60)[item.key].status is ClaimStatus.CLAIMED
 
 
+def test_a_claim_sent_again_keeps_a_second_content_of_one_id_waiting(ledger: Ledger) -> None:
+    """Re-sent after a lost answer, a claim finds the row its first attempt inserted for the batch's
+    first content: the second content is still busy (waits for a redelivery), never a conflict with a
+    copy of its own batch."""
+    original = request(events=4, content="original")
+    tampered = request(events=4, content="tampered", submission_id=original.submission_id)
+    for _ in range(2):  # the first attempt, then its re-send
+        claims = ledger.claim([original, tampered], owner="w1", lease_seconds=60)
+        assert (claims[original.key].status, claims[tampered.key].status) == (ClaimStatus.CLAIMED, ClaimStatus.BUSY)
+
+
+def test_an_outcome_sent_again_reports_the_rows_its_first_attempt_wrote(ledger: Ledger, clean_database: str) -> None:
+    finished, stopped = request(events=3), request(events=5)
+    ledger.claim([finished, stopped], owner="w1", lease_seconds=60)
+    progress = {finished.submission_id: 3, stopped.submission_id: 2}
+    for _ in range(2):  # the first attempt, then its re-send (the first answer lost after commit)
+        assert ledger.record_outcome(progress, owner="w1", worker="p", batch_size=2) == set(progress)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    rows = connection.run(
+        "SELECT published_count, completed_at IS NOT NULL, lease_owner FROM submission_ledger ORDER BY 1"
+    )
+    connection.close()
+    assert rows == [[2, False, None], [3, True, None]]
+
+
+def test_an_outcome_never_reports_a_row_another_worker_holds_or_recorded_less_of(
+    ledger: Ledger, clean_database: str
+) -> None:
+    """Fencing: w1's lease lapsed and w2 took its submissions over. Of those, w1's late outcome reports
+    only one nobody holds any more whose recorded prefix already covers w1's progress (w2 finished it):
+    never one w2 still publishes, nor one recorded short of what w1 published (w1 wrote nothing there)."""
+    publishing, behind, finished = request(events=5), request(events=5), request(events=5)
+    ledger.claim([publishing, behind, finished], owner="w1", lease_seconds=60)
+    connection = DatabaseSettings.from_url(clean_database).connect()
+    connection.run("UPDATE submission_ledger SET lease_expires_at = now() - interval '1 second'")
+    ledger.claim([publishing, behind, finished], owner="w2", lease_seconds=60)
+    progress = {behind.submission_id: 1, finished.submission_id: 5}
+    assert ledger.record_outcome(progress, owner="w2", worker="p", batch_size=2) == set(progress)
+    late = {publishing.submission_id: 3, behind.submission_id: 3, finished.submission_id: 3}
+    assert ledger.record_outcome(late, owner="w1", worker="p", batch_size=3) == {finished.submission_id}
+    rows = connection.run("SELECT submission_id::text, published_count, lease_owner FROM submission_ledger")
+    connection.close()
+    assert {row[0]: (row[1], row[2]) for row in rows} == {
+        publishing.submission_id: (0, "w2"),
+        behind.submission_id: (1, None),
+        finished.submission_id: (5, None),
+    }
+
+
 def test_outcome_keeps_the_longest_prefix_and_completes(ledger: Ledger, clean_database: str) -> None:
     item = request(events=4)
     ledger.claim([item], owner="w1", lease_seconds=60)

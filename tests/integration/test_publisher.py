@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
@@ -102,3 +103,62 @@ def test_a_malformed_answer_is_a_failed_call_not_a_crash(kinesis: Any) -> None:
     assert all(j.done for j in jobs)
     assert stats.calls_failed == len(MalformedAnswers.ANSWERS)
     assert {j.last_error for j in jobs} == {"MalformedResponse"}  # kept for the log of a message that fails
+
+
+class StallsItsFirstCall:
+    """Kinesis whose first call hangs, as one whose answer trickles in a byte at a time does (each read
+    inside the client's read timeout, the call without end), until the test releases it; released, it
+    answers that every record failed, so nothing depends on when. Later calls answer at once."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.release = threading.Event()
+        self.calls = 0
+        self.stalled_calls_ended = threading.Event()
+        self.threads: set[int] = set()
+
+    def put_records(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.threads.add(threading.get_ident())
+        if self.calls == 1:
+            self.release.wait(30)  # bounded, should the publisher never stop waiting
+            self.stalled_calls_ended.set()
+            return {"Records": [{"ErrorCode": "InternalFailure"} for _ in kwargs["Records"]]}
+        return self.client.put_records(**kwargs)
+
+
+def test_a_call_that_outlives_its_time_is_a_failed_call_and_holds_no_more_than_its_thread(kinesis: Any) -> None:
+    """The publisher stops waiting for a call at its wall-clock limit and retries its records like those
+    of a failed call (the abandoned call may still land them: same ids, a duplicate guarantee 3 allows).
+    The call keeps its thread until it ends, so the threads stay within the concurrency setting."""
+    stalling = StallsItsFirstCall(kinesis)
+    jobs = [job(i, 2) for i in range(3)]
+    settings = PublishSettings(max_concurrency=2, backoff_base_ms=0, backoff_cap_ms=0)
+    publisher = OrderedPublisher(stalling, STREAM, settings, call_timeout_seconds=0.2)
+    try:
+        stats = publisher.publish(jobs, Deadline(60_000, 0))
+        assert all(j.done for j in jobs)
+        assert stats.calls_failed == 1
+        assert {j.last_error for j in jobs} == {"CallTimedOut"}
+        assert len(stalling.threads) <= settings.max_concurrency
+        assert not stalling.stalled_calls_ended.is_set()  # it was not waited for
+    finally:
+        stalling.release.set()
+        publisher.close()
+    assert [r["sequence"] for r in read_stream(kinesis, STREAM) if r["submission_id"] == jobs[0].key] == [0, 1]
+
+
+def test_no_call_starts_while_every_thread_holds_an_abandoned_call(kinesis: Any) -> None:
+    """One thread, stuck in a call the publisher gave up on: the publisher waits one call's time for it,
+    then stops (the messages are redelivered) rather than start a thread more."""
+    stalling = StallsItsFirstCall(kinesis)
+    jobs = [job(0, 2)]
+    settings = PublishSettings(max_concurrency=1, backoff_base_ms=0, backoff_cap_ms=0)
+    publisher = OrderedPublisher(stalling, STREAM, settings, call_timeout_seconds=0.2)
+    try:
+        stats = publisher.publish(jobs, Deadline(60_000, 0))
+        assert (stalling.calls, stats.calls_failed, stats.stopped_by_deadline) == (1, 1, True)
+        assert jobs[0].sent == 0
+    finally:
+        stalling.release.set()
+        publisher.close()

@@ -5,19 +5,21 @@ deadline stop. Real PostgreSQL, behind a loopback proxy that can stall it; nothi
 from __future__ import annotations
 
 import math
+import random
 import threading
+import uuid
 from typing import Any
 
 import pg8000.native
 import pytest
 
 from devkit import fleet
-from devkit.lambda_shapes import LambdaContext, sqs_event
+from devkit.lambda_shapes import LambdaContext, VirtualClock, sqs_event
 from devkit.pgproxy import LatencyProxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, StatementTimedOut
 from telemetry_adapter.ledger.repository import Budget, BudgetExhausted, ClaimRequest, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
@@ -118,6 +120,40 @@ def test_no_time_to_claim_is_a_deadline_stop_not_a_ledger_failure(clean_database
     assert pipeline.ledger.statements == sent  # nothing was sent
 
 
+class TakesTheRestOfTheBudget:
+    """Kinesis whose one call (a batch of one-event submissions) leaves the invocation 0.55 s: under the
+    margin, so nothing more starts, and with the 0.5 s response slack too little to send the outcome."""
+
+    def __init__(self, client: Any, clock: VirtualClock) -> None:
+        self.client = client
+        self.clock = clock
+
+    def put_records(self, **kwargs: Any) -> Any:
+        self.clock.advance(4.45)
+        return self.client.put_records(**kwargs)
+
+
+def test_no_time_to_record_the_outcome_is_a_deadline_stop_not_a_ledger_failure(
+    clean_database: str, kinesis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock()
+    pipeline = make_pipeline(clean_database, TakesTheRestOfTheBudget(kinesis, clock))
+    rng = random.Random(11)
+    documents_of_one_event = [
+        fleet.submission(rng, device, processes=1, connections=0) for device in fleet.device_ids(3)
+    ]
+    event = sqs_event(fleet.encode(d) for d in documents_of_one_event)
+    sent = pipeline.ledger.statements
+    report = pipeline.process(event["Records"], Deadline(5_000, FAST_RETRIES.safety_margin_ms, clock=clock.now))
+    assert pipeline.ledger.statements - sent == 1  # the claim; the outcome was not sent
+    assert (report.publish.calls, report.publish.stopped_by_deadline) == (1, False)
+    assert report.failed_message_ids == [record["messageId"] for record in event["Records"]]
+    # DeadlineStops, not LedgerFailures (whose alarm says the database is down)
+    assert (report.ledger_failed, report.stopped_by_deadline) == (False, True)
+    logged = [r for r in caplog.records if getattr(r, "failure", None)]
+    assert [r.failure for r in logged] == ["deadline"] * 3  # type: ignore[attr-defined]
+
+
 def test_each_statement_waits_no_longer_than_its_budget_on_the_socket(clean_database: str) -> None:
     """The per-statement timeout reaches the socket pg8000 reads from (a driver upgrade that moved it
     would fail here)."""
@@ -129,3 +165,25 @@ def test_each_statement_waits_no_longer_than_its_budget_on_the_socket(clean_data
     assert timeout is not None
     assert 0 < timeout <= 1.5
     assert provider.connects == 1  # the same connection opened with 5 s: the budget set a shorter one
+
+
+def test_an_answer_that_trickles_in_costs_a_statement_no_more_than_its_budget(clean_database: str) -> None:
+    """Each read ends quickly (a slice of the answer arrives every 0.1 s, inside any socket timeout) but
+    the whole answer would take seconds: the statement is cut on the wall clock when its allowance runs
+    out, fails as a connection failure, and its connection is not used again."""
+    proxy = LatencyProxy(clean_database, 0.0)
+    proxy.start()
+    try:
+        provider = ConnectionProvider(DatabaseSettings.from_url(proxy.url).connect)
+        ledger = Ledger(provider, statement_timeout_seconds=5.0)
+        ledger.ping()
+        requests = [
+            ClaimRequest(str(uuid.uuid4()), "154ef306-c788-4934-9489-118173e4ea1a", bytes([i]), 1) for i in range(200)
+        ]
+        proxy.trickle = (512, 0.1)  # the claim's answer, some 20 KB, would take about 4 s
+        with pytest.raises(StatementTimedOut):
+            ledger.claim(requests, owner="w", lease_seconds=60, budget=lambda: 0.4)  # too little to reconnect
+        assert (ledger.statements, provider.connects, provider.ready) == (2, 1, False)  # the ping, the claim
+    finally:
+        proxy.trickle = None
+        proxy.stop()

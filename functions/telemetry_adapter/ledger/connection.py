@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -34,13 +36,19 @@ from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS
 
 # Socket timeout for connecting, and for every statement unless the ledger sets a shorter one from the
 # invocation's remaining time: a hung database costs at most this long (a claim of 10,000 rows takes
-# well under a second), never the whole invocation. No server-side SET statement_timeout: session
-# state would pin the connection in RDS Proxy.
+# well under a second), never the whole invocation. A socket timeout bounds each read, not the
+# statement, so each statement also has a wall-clock limit (``statement_time_limit``). No server-side
+# statement_timeout: a SET would pin the connection in RDS Proxy, which also refuses the ``options``
+# start-up parameter that could carry it.
 _SOCKET_TIMEOUT_SECONDS = DEFAULT_STATEMENT_TIMEOUT_MS / 1000
 _DEFAULT_PORT = 5432
 # SQLSTATE classes that mean the session is gone: connection exceptions (08) and operator
 # intervention (57P: admin shutdown, pg_terminate_backend, crash shutdown, cannot connect now).
 _CONNECTION_SQLSTATES = ("08", "57P")
+
+
+class StatementTimedOut(TimeoutError):
+    """A statement outlived its wall-clock allowance: its connection was cut (and is not used again)."""
 
 
 def is_connection_failure(error: BaseException) -> bool:
@@ -233,6 +241,63 @@ def set_statement_timeout(connection: pg8000.native.Connection, seconds: float) 
     sock = getattr(connection, "_usock", None)
     if sock is not None:
         sock.settimeout(max(seconds, 0.001))
+
+
+class StatementLimit:
+    """A statement's wall-clock limit: when it passes before the statement ends, the connection's
+    socket is shut down, so the read pg8000 is blocked in (or its next one) fails at once.
+
+    Socket timeouts bound each read only: an answer that trickles in, a slice inside every timeout,
+    would hold the statement for as long as the server or a path in between cares to. A timer thread
+    (one per statement, ended by :meth:`finish` or by firing) cuts it instead; the lock makes the cut
+    and the statement's end exclusive, so a statement that ended in time never loses its connection."""
+
+    def __init__(self, connection: pg8000.native.Connection, seconds: float) -> None:
+        self._sock: socket.socket | None = getattr(connection, "_usock", None)
+        self._lock = threading.Lock()
+        self._finished = False
+        self.cut = False
+        """Whether the limit passed and the connection was cut (it must then be discarded)."""
+        self._timer = threading.Timer(max(seconds, 0.001), self._cut)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def finish(self) -> None:
+        """The statement ended (answered or failed): the limit no longer applies."""
+        with self._lock:
+            self._finished = True
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._finished or self._sock is None:
+                return
+            self.cut = True
+            # The plain socket's shutdown, beneath TLS when TLS is on: from another thread, only the
+            # reader should see the end (an SSLSocket's own shutdown would tear its state down too).
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def statement_time_limit(connection: pg8000.native.Connection, seconds: float) -> Iterator[StatementLimit]:
+    """Bound the statement run inside the block to ``seconds`` from now, per read (the socket timeout)
+    and as a whole (:class:`StatementLimit`). A statement cut by the limit raises
+    :class:`StatementTimedOut` (a connection failure); check ``cut`` after a statement that ended anyway."""
+    set_statement_timeout(connection, seconds)
+    limit = StatementLimit(connection, seconds)
+    limit.start()
+    try:
+        yield limit
+    except Exception as error:
+        limit.finish()
+        if limit.cut:
+            raise StatementTimedOut(f"no answer within {seconds:.3f} s") from error
+        raise
+    finally:
+        limit.finish()
 
 
 def _socket_path(directory: str | None, port: int) -> str | None:

@@ -2,7 +2,9 @@
 submission of the batch (arrays through ``unnest``), one records the outcome.
 
 Both statements are idempotent for their owner, so :meth:`Ledger._run` may safely re-send one on a
-fresh connection when the old connection died, even if the first attempt had committed.
+fresh connection when the old connection died, even if the first attempt had committed: a re-send
+writes nothing new and never answers so that a message is decided wrongly (see the notes after each
+statement).
 
 Every statement waits at most the statement timeout, and less when its caller's budget (the time the
 invocation can still give it) is shorter: reconnecting and sending share that allowance, and a
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, set_statement_timeout
+from telemetry_adapter.ledger.connection import ConnectionProvider, is_connection_failure, statement_time_limit
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, RECONNECT_FLOOR_MS, STATEMENT_FLOOR_MS
 
 Budget: TypeAlias = Callable[[], float]
@@ -99,6 +101,7 @@ SELECT i.submission_id::text, i.content_digest,
        CASE
            WHEN ins.submission_id IS NOT NULL OR t.submission_id IS NOT NULL THEN 'claimed'
            WHEN e.submission_id IS NULL THEN 'busy'
+           WHEN e.lease_owner = :owner THEN 'busy'
            WHEN e.content_digest <> i.content_digest THEN 'conflict'
            WHEN e.completed_at IS NOT NULL THEN 'completed'
            ELSE 'busy'
@@ -113,6 +116,15 @@ LEFT JOIN submission_ledger AS e ON e.submission_id = i.submission_id
 # worker inserted (the INSERT waited for that worker and skipped them) and, for a second content of
 # one id in the same batch, the row this very statement inserted for the first content. Both are
 # reported busy and retried later, when the ledger can tell which content it holds.
+#
+# A claim re-sent after its answer was lost (see ``Ledger._run``) sees what its first attempt wrote:
+# the row it inserted or took for the batch's first content is this owner's, and is claimed again by
+# "taken" (same digest, ``lease_owner = :owner``). A second content of that id meets the same row, now
+# visible: it must stay busy, as the first attempt answered, not become a conflict with a copy of its
+# own batch (guarantee 5). Owners are unique per invocation, so a row this owner holds that "taken" did
+# not match can only be this batch's own other content. On a re-send this also turns a conflict the
+# first attempt saw (the ledger held the first content before this batch) into busy: the copy is
+# redelivered and then dropped as a conflict, later but never wrongly.
 
 _OUTCOME_SQL = """
 WITH progress AS (
@@ -129,6 +141,11 @@ updated AS (
     WHERE l.submission_id = p.submission_id AND l.lease_owner = :owner
     RETURNING l.submission_id
 ),
+already AS (
+    SELECT l.submission_id
+    FROM submission_ledger AS l JOIN progress AS p USING (submission_id)
+    WHERE l.lease_owner IS NULL AND l.published_count >= p.published
+),
 heartbeat AS (
     INSERT INTO processor_heartbeat (worker_id, last_batch_at, last_batch_size, circuit_breaker)
     VALUES (:worker, now(), :batch_size, :breaker)
@@ -137,7 +154,23 @@ heartbeat AS (
             circuit_breaker = excluded.circuit_breaker
 )
 SELECT submission_id::text FROM updated
+UNION
+SELECT submission_id::text FROM already
 """
+# "already" makes the outcome safe to re-send (``Ledger._run`` does so on a new connection when the
+# old one died, and the first attempt may have committed with only its answer lost): the re-send finds
+# the leases it released and writes nothing, but still reports those rows, whose recorded prefix
+# covers the progress it was asked to record. Without it the batch's fully published messages would
+# be reported as lease_lost and redelivered. Reporting a row means the caller may acknowledge its
+# message (finished: every event is in Kinesis and the row is completed; stopped by the budget: its
+# copy is handed back and resumes at the recorded prefix, which already holds this progress), and that
+# is safe for any row nobody holds whose prefix covers it, whoever released it: no worker is publishing
+# it, and nothing this owner published goes unrecorded. Fencing stands: a row another worker holds
+# ("lease_owner" neither NULL nor this owner) is never reported, nor one whose recorded prefix is short
+# of this owner's progress (this owner no longer holds it, so it writes nothing there). "already" reads
+# the statement's snapshot; a row another worker claims meanwhile is still one whose prefix covers this
+# progress, so its message is acknowledged only with every event of that prefix in the stream.
+
 
 _BREAKER_STATES_SQL = """
 SELECT COALESCE(circuit_breaker, 'unknown'), count(*)::integer
@@ -245,8 +278,10 @@ class Ledger:
         """Record each claimed submission's published prefix and release its lease, in one statement.
 
         Also writes this worker's heartbeat, with its circuit breaker's state. Returns the ids whose
-        rows this owner wrote: a row whose lease another worker took over meanwhile is left alone, and
-        its submission is that worker's to finish and acknowledge (fencing).
+        rows hold this progress: those this owner wrote, and those nobody holds whose recorded prefix
+        already covers it (what this very statement wrote when it is re-sent after a lost answer; see
+        ``_OUTCOME_SQL``). A row whose lease another worker took over meanwhile is left alone and not
+        returned: its submission is that worker's to finish and acknowledge (fencing).
         """
         ordered = sorted(published.items())  # the claim's lock order (see ``claim``)
         rows = self._run(
@@ -325,8 +360,10 @@ class Ledger:
     def _run(
         self, name: str, sql: str, *, budget: Budget | None = None, resend: bool = True, **params: Any
     ) -> list[list[Any]]:
-        """Run one statement within its allowance; on a dead connection, reconnect once and re-send it
-        (the statements are idempotent) when ``resend`` and the budget can hold a reconnect.
+        """Run one statement within its allowance, on the wall clock (a statement still unanswered when
+        it runs out is cut with its connection: :class:`StatementTimedOut`); on a dead connection,
+        reconnect once and re-send it (the statements are idempotent) when ``resend`` and the budget can
+        hold a reconnect.
 
         Only a connection failure costs the connection: after any other error (a constraint, a
         deadlock) the session is back at ready-for-query and stays in use.
@@ -343,9 +380,11 @@ class Ledger:
             started = time.perf_counter()
             try:
                 connection = self._connections.get(timeout_seconds=allowance)
-                set_statement_timeout(connection, ends_at - time.monotonic())
                 self.statements += 1
-                rows = connection.run(sql, **params)
+                with statement_time_limit(connection, ends_at - time.monotonic()) as limit:
+                    rows = connection.run(sql, **params)
+                if limit.cut:  # answered as the limit passed: the statement stands, the connection does not
+                    self._connections.discard()
             except Exception as error:
                 if not is_connection_failure(error):
                     raise
