@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lookup.add_argument("submission_id", type=submission_id, help="the submission id (a UUID)")
     _json_flag(lookup)
+    lookup.add_argument(
+        "--verbose",
+        action="store_true",
+        help="with --local, also print the health function's own log lines (JSON) on stderr",
+    )
     lookup.set_defaults(run=commands.submission)
     return parser
 
