@@ -33,6 +33,31 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 Handler = Callable[[Any, Any], Any]
 
 
+def inject_lambda_context(handler: Handler) -> Handler:
+    """``logger.inject_lambda_context(clear_state=True)``, with the context's keys also held per thread.
+
+    Powertools keeps the Lambda context's keys (``function_name``, ``function_request_id``, ...) in
+    the logger's one formatter, shared by every thread. Lambda runs one invocation at a time per process,
+    so that is enough there; the local stack runs the processor and the health function in one process,
+    on different threads, and each invocation's keys would overwrite the other's in lines still to
+    come. Pinned per thread as well (Powertools' thread-safe keys, which win over the shared ones), every
+    line names the function and request that wrote it; Powertools clears them at the next invocation.
+    """
+
+    @logger.inject_lambda_context(clear_state=True)
+    @functools.wraps(handler)
+    def with_context(event: Any, context: Any) -> Any:
+        logger.thread_safe_append_keys(
+            function_name=context.function_name,
+            function_memory_size=context.memory_limit_in_mb,
+            function_arn=context.invoked_function_arn,
+            function_request_id=context.aws_request_id,
+        )
+        return handler(event, context)
+
+    return with_context
+
+
 def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
     """Powertools' rule: trace inside Lambda (not SAM local or Chalice) unless explicitly disabled."""
     source = os.environ if env is None else env
