@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 if TYPE_CHECKING:
@@ -27,7 +28,22 @@ if TYPE_CHECKING:
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapter")
 
-logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"))
+MESSAGE_KEYS = ("message_id", "sender_id", "submission_id", "device_id")
+"""The ids of a line about one message (see :mod:`telemetry_adapter.message_log`)."""
+
+
+class _Formatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines, where a line about one message has all of :data:`MESSAGE_KEYS`, ``null``
+    for the ids that were not parsed. Powertools drops keys whose value is None; a query filtering on
+    ``submission_id`` should meet a stable schema instead of a field that is sometimes missing."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]  # Powertools' LogRecord is a dict
+        if "message_id" in log:
+            log = {**log, **{key: log.get(key) for key in MESSAGE_KEYS}}
+        return super().serialize(log)
+
+
+logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"), logger_formatter=_Formatter())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 Handler = Callable[[Any, Any], Any]
