@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter")
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapter")
+DEFAULT_NAMESPACE = "TelemetryAdapter"
+"""The deployed stack's metrics namespace; local runs (``make run``, ``make invoke``) use it too."""
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
 
 MESSAGE_KEYS = ("message_id", "sender_id", "submission_id", "device_id")
 """The ids of a line about one message (see :mod:`telemetry_adapter.message_log`)."""

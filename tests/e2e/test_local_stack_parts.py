@@ -19,6 +19,7 @@ import pytest
 
 from devkit import fleet
 from local_stack.checker import StreamChecker
+from local_stack.environment import local_environment
 from local_stack.fleet import SentLog
 from local_stack.health_server import HealthServer
 from local_stack.invocation import build_pipeline, lambda_style_handler
@@ -31,6 +32,7 @@ from local_stack.session import Shutdown, run_worker
 from local_stack.summary import format_summary, local_summary
 from local_stack.tally import Tally, percentile
 from local_stack.view import render_line, render_panel
+from telemetry_adapter.observability import DEFAULT_NAMESPACE
 
 _QUEUES = {"queue_depth": 1, "dlq_depth": 0, "elapsed_s": 1.0}
 
@@ -256,3 +258,10 @@ def test_a_run_stopped_with_everything_still_queued_is_incomplete_not_a_loss() -
     assert text.splitlines()[0].endswith("INCOMPLETE: 934 valid submissions unfinished (still queued)")
     assert "lost" not in text.splitlines()[0]
     assert "lost 0, unfinished 934" in text
+
+
+def test_local_metrics_go_to_the_deployed_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make run`` and ``make invoke`` emit what the deployed function emits, in its namespace."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    environment = local_environment(endpoint_url="http://127.0.0.1:1", database_url="", queue_url="", dlq_url="")
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == DEFAULT_NAMESPACE == "TelemetryAdapter"
