@@ -1,6 +1,6 @@
 # Telemetry Adapter: every developer and CI command. `make` alone lists them.
 # Flags go in ARGS for every target: make run ARGS='--duration 60', make test ARGS='tests/unit -x'.
-# Each target creates .venv on first use.
+# Each target but help and clean creates .venv on first use.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3
@@ -76,7 +76,7 @@ bundle: $(READY)
 lock: $(READY)
 	$(PY) -m infra.lock $(ARGS)
 
-## synth: synthesize the stack into cdk.out/ (offline, no AWS account); ARGS: cdk's, e.g. '-c stage=prod'
+## synth: synthesize the stack into cdk.out/ (no AWS account; the first run downloads the CDK CLI and the Lambda's dependencies); ARGS: cdk's, e.g. '-c stage=prod'
 synth: $(READY) $(CDK)
 	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
 

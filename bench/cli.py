@@ -32,6 +32,7 @@ from bench.progress import Progress, Step
 from bench.report import Modelled, Results, checks, derive, render, to_json, write_json
 from bench.stack import Stack, bench_stack, modelled_network
 from bench.workload import make_batch
+from devkit.cli_flags import RawDescriptionHelpFormatter, with_range
 
 FULL_SIZES = (10, 100, 1_000, 10_000)
 QUICK_SIZES = (10, 100)
@@ -57,7 +58,7 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = "whole number"
-    return parse
+    return with_range(parse, f"{low:,} to {high:,}")
 
 
 def number(low: float, high: float) -> Callable[[str], float]:
@@ -73,7 +74,7 @@ def number(low: float, high: float) -> Callable[[str], float]:
         return value
 
     parse.__name__ = "number"
-    return parse
+    return with_range(parse, f"{low:g} to {high:g}")
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -102,48 +103,48 @@ def case_names(text: str) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench", description=__doc__, formatter_class=RawDescriptionHelpFormatter
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes and few repeats, no 10,000-event case (under a minute)")
-    add("--sizes", type=batch_sizes, help="batch sizes, 1 to 10,000 each (default 10,100,1000,10000; quick 10,100)")
-    add("--repeats", type=whole_number(1, 50), help="runs per case below 10,000 messages (default 5, quick 2)")
-    add("--large-repeats", type=whole_number(1, 50), default=3, help="runs per case at 10,000 messages (default 3)")
-    add("--cases", type=case_names, default=list(CASES), help=f"batch cases to time (default all: {', '.join(CASES)})")
+    add("--sizes", type=batch_sizes, help="batch sizes, 1 to 10,000 each [default: 10,100,1000,10000; quick 10,100]")
+    add("--repeats", type=whole_number(1, 50), help="runs per case below 10,000 messages [default: 5, quick 2]")
+    add("--large-repeats", type=whole_number(1, 50), default=3, help="runs per case at 10,000 messages")
+    add("--cases", type=case_names, default=list(CASES), help=f"batch cases to time [default: all, {','.join(CASES)}]")
     add("--powertools-max", type=whole_number(1, MAX_BATCH), default=MAX_BATCH, help="largest batch the idiom runs")
-    add("--cpu-submissions", type=whole_number(10, 100_000), help="submissions in the CPU case (default 2,000)")
-    add("--cold-repeats", type=whole_number(1, 50), help="fresh interpreters per import (default 7)")
-    add("--memory-messages", type=whole_number(1, MAX_BATCH), help="batch size for peak RSS (default 10,000)")
-    add("--memory-mb", type=whole_number(128, 10_240), default=512, help="Lambda memory for the cost (default 512)")
+    add("--cpu-submissions", type=whole_number(10, 100_000), help="submissions in the CPU case [default: 2,000]")
+    add("--cold-repeats", type=whole_number(1, 50), help="fresh interpreters per import [default: 7]")
+    add("--memory-messages", type=whole_number(1, MAX_BATCH), help="batch size for peak RSS [default: 10,000]")
+    add("--memory-mb", type=whole_number(128, 10_240), default=512, help="Lambda memory for the cost")
     add(
         "--throughput",
         type=number(0.01, 1_000_000),
         default=100.0,
-        help="sustained submissions per second over which the fixed monthly prices are spread (default 100)",
+        help="sustained submissions per second over which the fixed monthly prices are spread",
     )
     add("--json", type=Path, default=Path("build/bench.json"), help="where to write the figures")
     add("--chart", type=Path, default=Path("build/bench.png"), help="where to write the chart (PNG)")
     add("--publish", action="store_true", help=f"also copy the chart to {PUBLISHED_CHART} (a tracked file)")
     add("--strict", action="store_true", help="exit 1 when a performance target fails (either mode)")
-    add("--network", choices=NETWORKS, default="both", help="which mode(s) to run (default both)")
-    add("--kinesis-rtt-ms", type=number(0, 1_000), default=10.0, help="modelled wait per PutRecords call (10)")
-    add("--sql-rtt-ms", type=number(0, 1_000), default=1.0, help="modelled wait per PostgreSQL round trip (1)")
-    add("--dynamodb-rtt-ms", type=number(0, 1_000), default=5.0, help="modelled wait per DynamoDB call (5)")
-    add("--modelled-repeats", type=whole_number(1, 50), help="modelled mode: runs per case (default 3, quick 2)")
-    add("--modelled-large-repeats", type=whole_number(1, 50), default=2, help="modelled mode: runs at 10,000 (2)")
+    add("--network", choices=NETWORKS, default="both", help="which mode(s) to run")
+    add("--kinesis-rtt-ms", type=number(0, 1_000), default=10.0, help="modelled wait per PutRecords call")
+    add("--sql-rtt-ms", type=number(0, 1_000), default=1.0, help="modelled wait per PostgreSQL round trip")
+    add("--dynamodb-rtt-ms", type=number(0, 1_000), default=5.0, help="modelled wait per DynamoDB call")
+    add("--modelled-repeats", type=whole_number(1, 50), help="modelled mode: runs per case [default: 3, quick 2]")
+    add("--modelled-large-repeats", type=whole_number(1, 50), default=2, help="modelled mode: runs at 10,000")
     add(
         "--modelled-powertools-max",
         type=whole_number(1, MAX_BATCH),
         default=MODELLED_POWERTOOLS_MAX,
-        help="modelled mode: largest batch the idiom runs (default 1,000: at 10,000 one run takes minutes)",
+        help="modelled mode: largest batch the idiom runs (at 10,000 one run takes minutes)",
     )
     add(
         "--long-events",
         type=whole_number(0, MAX_BATCH),
-        help="events of the one-submission case through the emulated queue (default: 10,000 in the full run; "
-        "skipped when --quick or --sizes narrows the run, or with 0)",
+        help="events of the one-submission case through the emulated queue; skipped when --quick or --sizes "
+        "narrows the run, or with 0 [default: 10,000 in the full run]",
     )
-    add("--long-put-ms", type=number(0, 1_000), default=30.0, help="wait per PutRecords in that case (default 30)")
+    add("--long-put-ms", type=number(0, 1_000), default=30.0, help="wait per PutRecords in that case")
     return parser
 
 

@@ -37,7 +37,7 @@ from chaos.control import RunControl
 from chaos.harness import run_chaos
 from chaos.heartbeat import Heartbeat
 from chaos.model_check import default_examples, model_check_for_chaos
-from devkit.cli_flags import integer, number
+from devkit.cli_flags import HelpFormatter, integer, number
 from devkit.hostile import linear_cost_report
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -49,11 +49,16 @@ INTERRUPTED_EXIT = 130
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line flags, each checked against its range."""
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags (``make chaos ARGS='--help'``)."""
     parser = argparse.ArgumentParser(
         prog="make chaos ARGS='...'  (or python -m chaos)",
         description="Fault injection through the real handler, against PostgreSQL and Kinesis on moto, with the "
         "decoder fuzzer beside it; every invariant checked at the end. Ctrl-C stops early and keeps the figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--duration", type=number(1, 7 * 86_400), default=600.0, help="seconds of faults")
     parser.add_argument("--drain-timeout", type=number(1, 3600), default=120.0, help="upper bound of the final drain")
@@ -74,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--output", type=Path, default=Path("build/chaos.json"), help="the figures (JSON)")
     parser.add_argument("--log", type=Path, default=Path("build/chaos.log"), help="processor logs and metrics")
-    return parser.parse_args(argv)
+    return parser
 
 
 @dataclass

@@ -30,6 +30,16 @@ class Findings:
     malformed_records: int = 0
 
 
+@dataclass(frozen=True)
+class Unaccounted:
+    """Valid submissions whose events are not all in the stream at the end of a run."""
+
+    lost: list[str]
+    """Every copy was acknowledged (deleted from the queue): gone for good."""
+    unfinished: list[str]
+    """A copy is still on SQS (queued, in flight or dead-lettered): not processed yet, not lost."""
+
+
 @dataclass
 class _Progress:
     ids: dict[int, str] = field(default_factory=dict)
@@ -94,6 +104,20 @@ class StreamChecker:
                 for submission_id in expected
                 if not (submission_id in self._progress and self._progress[submission_id].complete)
             ]
+
+    def unaccounted(self, acknowledged: set[str]) -> Unaccounted:
+        """The incomplete valid submissions, split by whether SQS still holds a copy of them.
+
+        ``acknowledged`` holds the message ids the poller deleted. A submission with a copy not among
+        them is unfinished: still in the queue (visible or in flight) or moved to the dead-letter queue,
+        so its events may yet come. One whose every copy was acknowledged is lost: nothing can bring it back.
+        """
+        incomplete = self.incomplete()
+        with self._sent.lock:
+            copies = {submission_id: set(self._sent.copies.get(submission_id, ())) for submission_id in incomplete}
+        unfinished = [submission_id for submission_id in incomplete if copies[submission_id] - acknowledged]
+        waiting = set(unfinished)
+        return Unaccounted([submission_id for submission_id in incomplete if submission_id not in waiting], unfinished)
 
     def snapshot(self) -> Findings:
         """A copy of the findings."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from telemetry_adapter.config import PublishSettings
+from telemetry_adapter.observability import DEFAULT_NAMESPACE
 
 REGION = "us-east-1"
 STREAM_NAME = "events"
@@ -48,7 +49,7 @@ def local_environment(
         "QUARANTINE_BUCKET": quarantine_bucket,
         "DATABASE_URL": database_url,
         "POWERTOOLS_SERVICE_NAME": os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter"),
-        "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapterLocal"),
+        "POWERTOOLS_METRICS_NAMESPACE": os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
 

@@ -27,11 +27,14 @@ _MAX_SENDER_THREADS = 4
 
 @dataclass
 class SentLog:
-    """Valid submissions sent (events expected, first send time) and ids of broken ones."""
+    """Valid submissions sent (events expected, first send time, the SQS message id of each copy) and
+    ids of broken ones."""
 
     expected: dict[str, int] = field(default_factory=dict)
     sent_at: dict[str, float] = field(default_factory=dict)
     broken_ids: set[str] = field(default_factory=set)
+    copies: dict[str, set[str]] = field(default_factory=dict)
+    """Submission id -> the message ids SQS gave its sends (the first and every re-send)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def valid(self, submission_id: str, events: int) -> None:
@@ -39,6 +42,11 @@ class SentLog:
         with self.lock:
             self.expected[submission_id] = events
             self.sent_at[submission_id] = time.time()  # registered before the send, so it precedes any read
+
+    def copy_sent(self, submission_id: str, message_id: str) -> None:
+        """SQS took a copy of a valid submission under ``message_id``."""
+        with self.lock:
+            self.copies.setdefault(submission_id, set()).add(message_id)
 
     def forget(self, submission_id: str) -> None:
         """The send failed: nothing is expected of this submission."""
@@ -64,7 +72,8 @@ class SentLog:
 @dataclass
 class _Device:
     device_id: str
-    recent: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT_PER_DEVICE))
+    recent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=_RECENT_PER_DEVICE))
+    """(submission id, body) of the device's last valid submissions, for re-sends."""
 
 
 class FleetEmulator:
@@ -136,22 +145,28 @@ class FleetEmulator:
             elif self._send(sqs, fleet.hostile_body(kind)):
                 self._tally.add(sent_hostile=1)
         else:
-            body = fleet.encode(document)
-            self.log.valid(document["submission_id"], fleet.expected_event_count(document))
-            if self._send(sqs, body):
-                device.recent.append(body)
+            submission_id, body = document["submission_id"], fleet.encode(document)
+            self.log.valid(submission_id, fleet.expected_event_count(document))
+            message_id = self._send(sqs, body)
+            if message_id:
+                self.log.copy_sent(submission_id, message_id)
+                device.recent.append((submission_id, body))
                 self._tally.add(sent_valid=1)
             else:
-                self.log.forget(document["submission_id"])
-        if device.recent and rng.random() < self._duplicate_rate and self._send(sqs, rng.choice(device.recent)):
-            self._tally.add(sent_duplicates=1)
+                self.log.forget(submission_id)
+        if device.recent and rng.random() < self._duplicate_rate:
+            submission_id, body = rng.choice(device.recent)
+            message_id = self._send(sqs, body)
+            if message_id:
+                self.log.copy_sent(submission_id, message_id)
+                self._tally.add(sent_duplicates=1)
 
-    def _send(self, sqs: Any, body: str) -> bool:
-        """Send one body; False when the queue refused it."""
+    def _send(self, sqs: Any, body: str) -> str | None:
+        """Send one body; its message id, or None when the queue refused it."""
         try:
-            sqs.send_message(QueueUrl=self._queue_url, MessageBody=body)
+            response = sqs.send_message(QueueUrl=self._queue_url, MessageBody=body)
         except Exception:  # a sensor logs and moves on; the run reports how many sends failed
             self._tally.add(send_errors=1)
-            return False
+            return None
         self._tally.add(sent=1)
-        return True
+        return str(response.get("MessageId") or "") or None

@@ -21,7 +21,7 @@ from processor.handler import handle_batch
 from telemetry_adapter.config import Settings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.repository import Ledger
-from telemetry_adapter.observability import logger, metrics
+from telemetry_adapter.observability import inject_lambda_context, metrics
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.publisher import KinesisClient, OrderedPublisher
 from telemetry_adapter.quarantine import QuarantineStore, s3_client
@@ -84,7 +84,7 @@ def local_quarantine(settings: Settings) -> QuarantineStore | None:
 def lambda_style_handler(pipeline: BatchPipeline) -> Handler:
     """``lambda_handler``'s decorators around ``handle_batch`` with the given pipeline."""
 
-    @logger.inject_lambda_context(clear_state=True)
+    @inject_lambda_context
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handle_batch(event, context, pipeline)

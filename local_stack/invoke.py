@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from devkit.cli_flags import integer, number, port
+from devkit.cli_flags import HelpFormatter, integer, number, port
 from devkit.lambda_shapes import LambdaContext
 from local_stack.environment import (
     DLQ_NAME,
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="make invoke EVENT=<file> [ARGS='...']  (or python -m local_stack.invoke)",
         description="Run a function's deployed handler once on an event against the local stack, like "
         "sam local invoke but without Docker: logs on stderr, the response on stdout.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--event", type=Path, help="event JSON file, e.g. events/valid.json (health: optional)")
     parser.add_argument("--function", choices=sorted(FUNCTIONS), default="processor", help="which function")

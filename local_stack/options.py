@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from devkit.cli_flags import integer, number, port, rate
+from devkit.cli_flags import HelpFormatter, integer, number, port, rate
 from local_stack.stack_file import DEFAULT_PATH as DEFAULT_STACK_FILE
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sensor fleet, the processor behind an emulated SQS event source, the health endpoint, a stream "
         "consumer and a live view; drain, check and summarise at the end. With --worker, only the poller, "
         "against the queue, stream and database the environment names.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     fleet = parser.add_argument_group("fleet and duration")
     fleet.add_argument("--devices", type=integer(1, 10_000), default=defaults.devices, help="sensors in the fleet")
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "--duplicate-rate", type=rate(), default=defaults.duplicate_rate, help="share a device sends again later"
     )
-    fleet.add_argument("--seed", type=integer(), default=None, help="fleet random seed (default: new per run)")
+    fleet.add_argument("--seed", type=integer(), default=None, help="fleet random seed [default: new per run]")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
         "--kinesis-error-rate", type=rate(), default=defaults.kinesis_error_rate, help="share of records Kinesis fails"

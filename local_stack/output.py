@@ -23,7 +23,7 @@ def output_to_log(path: Path) -> Iterator[TextIO]:
     """Route process output to ``path`` for the block; yield the terminal's stdout."""
     path.parent.mkdir(parents=True, exist_ok=True)
     terminal = sys.stdout
-    with path.open("a", encoding="utf-8", buffering=1) as log:
+    with path.open("w", encoding="utf-8", buffering=1) as log:  # each run's own: an earlier run's lines would mislead
         handler = logger.registered_handler
         previous_stream = handler.setStream(log) if isinstance(handler, logging.StreamHandler) else None
         saved = sys.stdout, sys.stderr

@@ -60,6 +60,8 @@ class Poller:
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
         self.idle = threading.Event()
         """Set while the last receive found the queue empty."""
+        self.acknowledged: set[str] = set()
+        """Message ids deleted from the queue (acknowledged): what is not here is still on SQS."""
 
     def start(self) -> None:
         """Start polling."""
@@ -138,7 +140,9 @@ class Poller:
                 {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]} for index, message in enumerate(chunk)
             ]
             response = self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
-            deleted += len(response.get("Successful", []))
+            successful = response.get("Successful", [])
+            deleted += len(successful)
+            self.acknowledged.update(str(chunk[int(entry["Id"])]["MessageId"]) for entry in successful)
             for failure in response.get("Failed", []):
                 logger.warning("delete failed; the message will be redelivered", extra={"code": failure.get("Code")})
         return deleted

@@ -151,8 +151,8 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
         consumer.stop()
         gauges.sample()
         phase.name = "stopped"
-        lost = checker.incomplete()
-    summary = local_summary(tally.snapshot(), checker.snapshot(), lost, drained=drained, seed=fleet.seed)
+        unaccounted = checker.unaccounted(poller.acknowledged)
+    summary = local_summary(tally.snapshot(), checker.snapshot(), unaccounted, drained=drained, seed=fleet.seed)
     return RunResult(summary, fleet.log, health.url)
 
 

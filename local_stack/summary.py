@@ -1,8 +1,10 @@
 """The run's summary: the figures that say whether anything valid was lost or reordered.
 
-Written as JSON (``build/run-summary.json`` by default) and printed. ``ok`` is true only if no valid
-submission was lost, no order was broken, no event id conflicted and no broken submission was
-published; ``make run`` exits 0 only then.
+Written as JSON (``build/run-summary.json`` by default) and printed. ``ok`` is true only if every valid
+submission arrived whole, no order was broken, no event id conflicted and no broken submission was
+published; ``make run`` exits 0 only then. A valid submission that did not arrive is *lost* only when
+every copy of it was acknowledged (deleted from the queue); one still on SQS (a run stopped before
+its drain ended) is *unfinished*, which fails the run as unverified but is not a loss.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from local_stack.checker import Findings
+from local_stack.checker import Findings, Unaccounted
 
 _LOST_IDS_SHOWN = 20
 
 
 def local_summary(
-    snapshot: dict[str, Any], findings: Findings, lost: list[str], *, drained: bool, seed: int
+    snapshot: dict[str, Any], findings: Findings, unaccounted: Unaccounted, *, drained: bool, seed: int
 ) -> dict[str, Any]:
     """Summary of a local run (fleet, processor and consumer)."""
     summary = _processor_figures(snapshot)
@@ -35,8 +37,10 @@ def local_summary(
             "events_read": snapshot["records_read"],
             "duplicate_records_read": snapshot["duplicate_records"],
             "order_violations": findings.order_violations,
-            "lost_submissions": len(lost),
-            "lost_submission_ids": lost[:_LOST_IDS_SHOWN],
+            "lost_submissions": len(unaccounted.lost),
+            "lost_submission_ids": unaccounted.lost[:_LOST_IDS_SHOWN],
+            "unfinished_submissions": len(unaccounted.unfinished),
+            "unfinished_submission_ids": unaccounted.unfinished[:_LOST_IDS_SHOWN],
             "id_conflicts": findings.id_conflicts,
             "broken_published": findings.broken_published,
             "unexpected_records": findings.unexpected_records,
@@ -48,7 +52,11 @@ def local_summary(
         }
     )
     summary["ok"] = (
-        not lost and findings.order_violations == 0 and findings.id_conflicts == 0 and findings.broken_published == 0
+        not unaccounted.lost
+        and not unaccounted.unfinished
+        and findings.order_violations == 0
+        and findings.id_conflicts == 0
+        and findings.broken_published == 0
     )
     return summary
 
@@ -119,6 +127,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
         ("invocation_errors", "failed invocations"),
     )
     problems = [f"{_n(summary[key])} {label}" for key, label in named if summary.get(key)]
+    if summary.get("unfinished_submissions"):
+        where = "still queued or in the DLQ" if summary.get("dlq_depth") else "still queued"
+        problems.insert(0, f"{_n(summary['unfinished_submissions'])} valid submissions unfinished ({where})")
     if summary["mode"] == "worker" and summary["ledger_failures"]:
         problems.append(f"{_n(summary['ledger_failures'])} batches could not reach the ledger")
     return problems
@@ -127,7 +138,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a few aligned lines of text for the terminal (the JSON file has everything)."""
     problems = _problems(summary)
-    verdict = "OK" if summary["ok"] else "FAILED: " + ", ".join(problems or ["see the JSON summary"])
+    only_unfinished = problems and all(" unfinished " in problem for problem in problems)
+    failed = "INCOMPLETE: " if only_unfinished else "FAILED: "
+    verdict = "OK" if summary["ok"] else failed + ", ".join(problems or ["see the JSON summary"])
     rejected = summary["rejected_by_reason"]
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1]))
     lines = [
@@ -157,6 +170,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines[6] += "" if summary["drained"] else " (not drained before the drain timeout)"
         lines.append(
             f"  checks       lost {_n(summary['lost_submissions'])},"
+            f" unfinished {_n(summary['unfinished_submissions'])},"
             f" order violations {_n(summary['order_violations'])}, id conflicts {_n(summary['id_conflicts'])},"
             f" broken published {_n(summary['broken_published'])}"
         )

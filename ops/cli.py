@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
-from devkit.cli_flags import integer, number
+from devkit.cli_flags import HelpFormatter, integer, number
 from ops import commands
 from ops.flags import moment, reason, submission_id
 from ops.functions import OperationError
@@ -24,20 +24,10 @@ DEFAULT_RATE = 10.0
 MAX_RATE = 1_000.0
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except the ones that say nothing (no value, a switch off) or are said in words."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.default in (None, False) or "[default:" in text:
-            return text
-        return super()._get_help_string(action) or text
-
-
 def _verb(
     group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str
 ) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=summary, description=description, formatter_class=_HelpFormatter)
+    parser = group.add_parser(name, help=summary, description=description, formatter_class=HelpFormatter)
     add_target_flags(parser)
     return parser
 
@@ -167,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lookup.add_argument("submission_id", type=submission_id, help="the submission id (a UUID)")
     _json_flag(lookup)
+    lookup.add_argument(
+        "--verbose",
+        action="store_true",
+        help="with --local, also print the health function's own log lines (JSON) on stderr",
+    )
     lookup.set_defaults(run=commands.submission)
     return parser
 

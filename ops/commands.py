@@ -195,7 +195,7 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
 
 def submission(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     """What the ledger knows of one submission."""
-    answer = stack_functions(target).submission(args.submission_id)
+    answer = stack_functions(target, sys.stderr if args.verbose else None).submission(args.submission_id)
     if args.json:
         report.json_line(answer, out)
     if "error" in answer:

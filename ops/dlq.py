@@ -49,6 +49,10 @@ class DeadLetter:
     sent_at: datetime
     expires_at: datetime
     source_queue: str | None
+    sender_id: str | None
+    """The ``SenderId`` system attribute: the IAM principal (or account) that sent it."""
+    first_received_at: datetime | None
+    """The ``ApproximateFirstReceiveTimestamp``: when the processor (or anyone) first received it."""
     attributes: dict[str, str]
     """Message attributes with string values (``HandedBackFrom``, ``ReplayedFrom``, ...)."""
     view: BodyView = field(repr=False)
@@ -79,6 +83,7 @@ def dead_letter(message: dict[str, Any], retention: int) -> DeadLetter:
     system = message.get("Attributes", {})
     sent_at = datetime.fromtimestamp(int(system.get("SentTimestamp", 0)) / 1000, UTC)
     source = system.get("DeadLetterQueueSourceArn")
+    first_received = int(system.get("ApproximateFirstReceiveTimestamp", 0) or 0)
     attributes = {
         name: str(value.get("StringValue"))
         for name, value in (message.get("MessageAttributes") or {}).items()
@@ -92,13 +97,18 @@ def dead_letter(message: dict[str, Any], retention: int) -> DeadLetter:
         sent_at=sent_at,
         expires_at=sent_at + timedelta(seconds=retention),
         source_queue=source.rsplit(":", 1)[-1] if source else None,
+        sender_id=str(system["SenderId"]) if system.get("SenderId") else None,
+        first_received_at=datetime.fromtimestamp(first_received / 1000, UTC) if first_received else None,
         attributes=attributes,
         view=inspect_body(body),
     )
 
 
 def receive(sqs: Any, queue_url: str, count: int, visibility: int) -> list[dict[str, Any]]:
-    """Up to ``count`` (at most ten) messages with every attribute, hidden for ``visibility`` seconds."""
+    """Up to ``count`` (at most ten) messages with every attribute, hidden for ``visibility`` seconds.
+
+    The system attributes (``SenderId``, ``SentTimestamp``, ``ApproximateReceiveCount``,
+    ``ApproximateFirstReceiveTimestamp``, ``DeadLetterQueueSourceArn``) are what peek shows."""
     response = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=max(1, min(10, count)),

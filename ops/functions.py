@@ -9,13 +9,13 @@ from its running health endpoint, the ledger lookup in process against its datab
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from ops.target import Target, TargetError
 
@@ -74,11 +74,17 @@ class InvokedHealthFunction:
 
 
 class LocalStackFunctions:
-    """A local stack: its health endpoint over HTTP, its ledger in process."""
+    """A local stack: its health endpoint over HTTP, its ledger in process.
 
-    def __init__(self, health_url: str | None, database_url: str | None) -> None:
+    The lookup runs the health function's code here, and that code logs as it does in Lambda (JSON
+    lines for CloudWatch). Those lines are not the operator's answer: they are dropped, or written to
+    ``function_logs`` when one is given (``--verbose``).
+    """
+
+    def __init__(self, health_url: str | None, database_url: str | None, function_logs: TextIO | None = None) -> None:
         self._health_url = health_url
         self._database_url = database_url
+        self._function_logs = function_logs
 
     def health(self) -> dict[str, Any]:
         """GET the health endpoint; a 503 carries the ``failing`` answer in its body."""
@@ -109,7 +115,7 @@ class LocalStackFunctions:
         provider = ConnectionProvider(DatabaseSettings.from_url(self._database_url).connect)
         lookup = operations.SubmissionLookup(provider)
         try:
-            with _function_logs_to_stderr():
+            with _function_logs_to(self._function_logs or io.StringIO()):
                 return operations.answer(
                     {"operation": "submission", "submission_id": submission_id},
                     health=self.health,
@@ -120,16 +126,16 @@ class LocalStackFunctions:
 
 
 @contextlib.contextmanager
-def _function_logs_to_stderr() -> Iterator[None]:
-    """The function's own log lines (Powertools, JSON) go to stderr while its code runs here: stdout is the
-    tool's answer, which ``--json`` promises to keep parseable."""
+def _function_logs_to(stream: TextIO) -> Iterator[None]:
+    """The function's own log lines (Powertools, JSON) go to ``stream`` while its code runs here: never to
+    stdout, which is the tool's answer and which ``--json`` promises to keep parseable."""
     from telemetry_adapter.observability import logger
 
     handler = logger.registered_handler
     if not isinstance(handler, logging.StreamHandler):
         yield
         return
-    previous = handler.setStream(sys.stderr)
+    previous = handler.setStream(stream)
     try:
         yield
     finally:
@@ -137,12 +143,13 @@ def _function_logs_to_stderr() -> Iterator[None]:
             handler.setStream(previous)
 
 
-def stack_functions(target: Target) -> StackFunctions:
-    """The health function when the target names one, otherwise the local stack's endpoint and ledger."""
+def stack_functions(target: Target, function_logs: TextIO | None = None) -> StackFunctions:
+    """The health function when the target names one, otherwise the local stack's endpoint and ledger
+    (``function_logs``: where the function's own log lines go when its code runs here; None drops them)."""
     if target.health_function:
         return InvokedHealthFunction(target.client("lambda"), target.health_function)
     if target.health_url or target.database_url:
-        return LocalStackFunctions(target.health_url, target.database_url)
+        return LocalStackFunctions(target.health_url, target.database_url, function_logs)
     raise TargetError(
         "asking the stack needs --health-function (or --stack NAME, whose output HealthFunctionName names it), "
         f"or --local; target: {target.description}"

@@ -49,8 +49,10 @@ def dead_letter_json(letter: DeadLetter, now: datetime) -> dict[str, Any]:
         "verdict": view.verdict,
         "detail": view.detail or None,
         "event_count": view.event_count,
+        "sender_id": letter.sender_id,
         "receive_count": letter.receive_count,
         "sent_at": timestamp(letter.sent_at),
+        "first_received_at": timestamp(letter.first_received_at) if letter.first_received_at else None,
         "age_seconds": int(letter.age(now).total_seconds()),
         "expires_at": timestamp(letter.expires_at),
         "seconds_left": int(letter.time_left(now).total_seconds()),
@@ -68,6 +70,7 @@ def dead_letter_line(letter: DeadLetter, now: datetime) -> str:
     attributes = "".join(f"  {name}={value}" for name, value in sorted(letter.attributes.items()))
     return (
         f"{letter.message_id}  submission {view.submission_id or '-'}  device {view.device_id or '-'}  "
+        f"sender {letter.sender_id or '-'}  "
         f"{verdict(view)}  received {letter.receive_count}x  age {duration(letter.age(now))}  {expiry} "
         f"({timestamp(letter.expires_at)}){attributes}"
     )

@@ -26,14 +26,14 @@ from health import operations
 from health.wiring import HealthDependencies, build_checks, default_dependencies
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.health_checks import HealthReport, Status, run_checks
-from telemetry_adapter.observability import logger, tracer
+from telemetry_adapter.observability import inject_lambda_context, logger, tracer
 
 HEALTH_PATHS = frozenset({"/", "/health"})
 _NOT_CONFIGURED = {"status": Status.FAILING.value, "checks": {}, "reason": "not_configured"}
 ALLOWED_METHODS = ("GET",)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Entry point of the health function."""

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from telemetry_adapter.collector import collector_paused
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.observability import logger, metrics, tracer
+from telemetry_adapter.observability import inject_lambda_context, metrics, tracer
 from telemetry_adapter.pipeline import BatchPipeline, BatchReport
 from telemetry_adapter.reporting import emit_batch_metrics, log_batch_summary
 from telemetry_adapter.runtime import default_pipeline
@@ -27,7 +27,7 @@ class MessageNotAcknowledged(Exception):
     """Raised for a message that must stay on the queue, so Powertools reports it as a failure."""
 
 
-@logger.inject_lambda_context(clear_state=True)
+@inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

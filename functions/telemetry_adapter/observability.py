@@ -19,18 +19,61 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "telemetry-adapter")
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TelemetryAdapter")
+DEFAULT_NAMESPACE = "TelemetryAdapter"
+"""The deployed stack's metrics namespace; local runs (``make run``, ``make invoke``) use it too."""
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
 
-logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"))
+MESSAGE_KEYS = ("message_id", "sender_id", "submission_id", "device_id")
+"""The ids of a line about one message (see :mod:`telemetry_adapter.message_log`)."""
+
+
+class _Formatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines, where a line about one message has all of :data:`MESSAGE_KEYS`, ``null``
+    for the ids that were not parsed. Powertools drops keys whose value is None; a query filtering on
+    ``submission_id`` should meet a stable schema instead of a field that is sometimes missing."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]  # Powertools' LogRecord is a dict
+        if "message_id" in log:
+            log = {**log, **{key: log.get(key) for key in MESSAGE_KEYS}}
+        return super().serialize(log)
+
+
+logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"), logger_formatter=_Formatter())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 Handler = Callable[[Any, Any], Any]
+
+
+def inject_lambda_context(handler: Handler) -> Handler:
+    """``logger.inject_lambda_context(clear_state=True)``, with the context's keys also held per thread.
+
+    Powertools keeps the Lambda context's keys (``function_name``, ``function_request_id``, ...) in
+    the logger's one formatter, shared by every thread. Lambda runs one invocation at a time per process,
+    so that is enough there; the local stack runs the processor and the health function in one process,
+    on different threads, and each invocation's keys would overwrite the other's in lines still to
+    come. Pinned per thread as well (Powertools' thread-safe keys, which win over the shared ones), every
+    line names the function and request that wrote it; Powertools clears them at the next invocation.
+    """
+
+    @logger.inject_lambda_context(clear_state=True)
+    @functools.wraps(handler)
+    def with_context(event: Any, context: Any) -> Any:
+        logger.thread_safe_append_keys(
+            function_name=context.function_name,
+            function_memory_size=context.memory_limit_in_mb,
+            function_arn=context.invoked_function_arn,
+            function_request_id=context.aws_request_id,
+        )
+        return handler(event, context)
+
+    return with_context
 
 
 def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:

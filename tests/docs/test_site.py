@@ -4,6 +4,7 @@ navigation, fails the build and this test."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -63,3 +64,13 @@ def test_every_page_is_in_the_navigation() -> None:
     navigation = (ROOT / "mkdocs.yml").read_text()
     assert set(PAGES) <= on_disk
     assert [page for page in sorted(on_disk) if f": {page}" not in navigation] == []
+
+
+def test_the_home_page_links_every_page_of_the_navigation() -> None:
+    """docs/index.md is the site's table of pages: a page in the navigation but not in it is hidden
+    from a reader who starts there."""
+    navigation = re.findall(r":\s*([\w-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.MULTILINE)
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([\w-]+\.md)(?:#[\w-]*)?\)", home))
+    assert set(navigation) - {"index.md"} <= set(PAGES)
+    assert [page for page in navigation if page != "index.md" and page not in linked] == []

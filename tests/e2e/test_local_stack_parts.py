@@ -19,6 +19,7 @@ import pytest
 
 from devkit import fleet
 from local_stack.checker import StreamChecker
+from local_stack.environment import local_environment
 from local_stack.fleet import SentLog
 from local_stack.health_server import HealthServer
 from local_stack.invocation import build_pipeline, lambda_style_handler
@@ -28,8 +29,12 @@ from local_stack.poller import Poller
 from local_stack.resources import queue_depth
 from local_stack.services import Stack, aws_client, local_services, worker_services
 from local_stack.session import Shutdown, run_worker
+from local_stack.summary import format_summary, local_summary
 from local_stack.tally import Tally, percentile
 from local_stack.view import render_line, render_panel
+from telemetry_adapter.observability import DEFAULT_NAMESPACE
+
+_QUEUES = {"queue_depth": 1, "dlq_depth": 0, "elapsed_s": 1.0}
 
 
 def test_flags_set_the_run_and_the_environment_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,3 +221,64 @@ def test_health_endpoint_answers_over_http_and_rejects_other_methods(services: t
         assert refused.value.code == 405
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_run_calls_what_is_still_queued_unfinished_not_lost(services: tuple[Options, Stack]) -> None:
+    options, stack = services
+    resources = stack.resources
+    sqs = aws_client("sqs")
+    sent, tally = SentLog(), Tally()
+    rng = random.Random(3)
+    documents = {d["submission_id"]: d for d in (fleet.submission(rng, device) for device in fleet.device_ids(2))}
+    for submission_id, document in documents.items():
+        sent.valid(submission_id, fleet.expected_event_count(document))
+        response = sqs.send_message(QueueUrl=resources.queue_url, MessageBody=fleet.encode(document))
+        sent.copy_sent(submission_id, response["MessageId"])
+    pipeline = build_pipeline(tally)
+    poller = Poller(
+        aws_client("sqs"),
+        resources.queue_url,
+        lambda_style_handler(pipeline),
+        tally,
+        batch_size=1,
+        batching_window=0,
+        visibility_timeout=30,
+        function_timeout=options.function_timeout,
+    )
+    assert poller.poll_once() == 1  # one submission acknowledged, the other still queued: a stop before the drain
+    pipeline.publisher.close()
+    checker = StreamChecker(sent, tally)  # no record read: the acknowledged one is missing from the stream
+
+    unaccounted = checker.unaccounted(poller.acknowledged)
+
+    assert len(unaccounted.lost) == len(unaccounted.unfinished) == 1
+    assert set(unaccounted.lost + unaccounted.unfinished) == set(documents)
+    summary = local_summary(tally.snapshot() | _QUEUES, checker.snapshot(), unaccounted, drained=False, seed=1)
+    assert summary["unfinished_submissions"] == summary["lost_submissions"] == 1
+    verdict = format_summary(summary).splitlines()[0]
+    assert verdict.endswith("FAILED: 1 valid submissions unfinished (still queued), 1 valid submissions lost")
+
+
+def test_a_run_stopped_with_everything_still_queued_is_incomplete_not_a_loss() -> None:
+    sent, tally = SentLog(), Tally()
+    for number in range(934):
+        submission_id = str(uuid.UUID(int=number))
+        sent.valid(submission_id, 3)
+        sent.copy_sent(submission_id, f"message-{number}")
+    checker = StreamChecker(sent, tally)
+    unaccounted = checker.unaccounted(set())
+    summary = local_summary(tally.snapshot() | _QUEUES, checker.snapshot(), unaccounted, drained=False, seed=1)
+    text = format_summary(summary)
+    assert summary["ok"] is False
+    assert summary["lost_submissions"] == 0
+    assert text.splitlines()[0].endswith("INCOMPLETE: 934 valid submissions unfinished (still queued)")
+    assert "lost" not in text.splitlines()[0]
+    assert "lost 0, unfinished 934" in text
+
+
+def test_local_metrics_go_to_the_deployed_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make run`` and ``make invoke`` emit what the deployed function emits, in its namespace."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    environment = local_environment(endpoint_url="http://127.0.0.1:1", database_url="", queue_url="", dlq_url="")
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == DEFAULT_NAMESPACE == "TelemetryAdapter"

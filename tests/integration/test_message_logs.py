@@ -4,6 +4,8 @@ that is not acknowledged also says why, in a stable code, with the last error it
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from collections import Counter
 from typing import Any
@@ -17,6 +19,9 @@ from telemetry_adapter.config import PublishSettings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import ClaimRequest, Ledger
+from telemetry_adapter.message_log import MessageIdentity, log_rejection
+from telemetry_adapter.observability import logger
+from telemetry_adapter.rejections import Reason
 from telemetry_adapter.submission import parse_submission
 from tests.conftest import FAST_RETRIES, make_pipeline
 from tests.integration.test_guarantees import documents
@@ -108,3 +113,22 @@ def test_a_deadline_stop_is_logged_as_such(clean_database: str, kinesis: Any, ca
     pipeline.process(event["Records"], Deadline(500, FAST_RETRIES.safety_margin_ms))
     (line,) = lines(caplog, "message not acknowledged")
     assert fields(line, "failure", "last_error") == ("deadline", "BudgetExhausted")
+
+
+def test_a_rejected_line_has_every_id_field_null_when_it_was_not_parsed() -> None:
+    """The JSON line itself (Powertools drops keys whose value is None): a stable schema for queries."""
+    buffer = io.StringIO()
+    handler: Any = logger.registered_handler
+    previous = handler.setStream(buffer)
+    try:
+        log_rejection(MessageIdentity("m-1", SENDER), Reason.NOT_JSON, "body")
+        logger.info("a line about no message")
+    finally:
+        handler.setStream(previous)
+    rejected, other = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert set(MessageIdentity("m-1").fields()) <= set(rejected)
+    assert (rejected["message_id"], rejected["sender_id"]) == ("m-1", SENDER)
+    assert rejected["submission_id"] is None
+    assert rejected["device_id"] is None
+    assert (rejected["reason"], rejected["field"]) == ("not_json", "body")
+    assert "submission_id" not in other

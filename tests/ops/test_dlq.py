@@ -45,6 +45,10 @@ def test_peek_decodes_counts_and_deletes_nothing(local: LocalStack, run_ops: Cal
     assert valid["device_id"] == document["device_id"]
     assert valid["event_count"] == 3
     assert valid["receive_count"] >= 2  # the receives in the submissions queue, and the peek's own
+    assert valid["sender_id"]  # the SenderId system attribute: the principal that sent it
+    assert all(row["sender_id"] == valid["sender_id"] for row in rows)
+    assert valid["first_received_at"] is not None
+    assert datetime.fromisoformat(valid["sent_at"]) <= datetime.fromisoformat(valid["first_received_at"])
     expires = datetime.fromisoformat(valid["expires_at"])
     sent = datetime.fromisoformat(valid["sent_at"])
     assert expires - sent == timedelta(days=14)  # a retention after the ORIGINAL send
@@ -58,6 +62,7 @@ def test_peek_decodes_counts_and_deletes_nothing(local: LocalStack, run_ops: Cal
     assert again.status == 0, again.err
     assert again.out.startswith("5 of about 5 messages in submissions-dlq (none deleted, all visible again)")
     assert document["submission_id"] in again.out
+    assert f"sender {valid['sender_id']}" in again.out
 
 
 def test_redrive_dry_run_moves_nothing(local: LocalStack, run_ops: Callable[..., Outcome]) -> None:

@@ -67,14 +67,21 @@ def test_submission_from_the_local_stack(local: LocalStack, run_ops: Callable[..
     assert "event count     4" in result.out
     assert "published count 4" in result.out
     assert "state           completed" in result.out
-    # As a separate process: stdout holds the answer alone (the function's own log lines go to stderr).
+    assert result.err == ""  # the health function's own JSON log lines are not the operator's answer
+    # As a separate process: stdout holds the answer alone; the function's log lines only with --verbose,
+    # on stderr.
     command = [sys.executable, "-m", "ops", "submission", submission_id, "--json", "--local"]
-    separate = subprocess.run(
-        [*command, "--stack-file", str(local.stack_file)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert separate.returncode == 0, separate.stderr
-    assert json.loads(separate.stdout)["ledger"]["device_id"] == device_id
-    assert "operator lookup" in separate.stderr
+    for verbose in (False, True):
+        separate = subprocess.run(
+            [*command, "--stack-file", str(local.stack_file), *(["--verbose"] if verbose else [])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert separate.returncode == 0, separate.stderr
+        assert json.loads(separate.stdout)["ledger"]["device_id"] == device_id
+        assert ('"operator lookup"' in separate.stderr) is verbose, separate.stderr
     unknown = run_ops("submission", str(uuid.uuid4()))
     assert unknown.status == 1
     assert "is not in the ledger" in unknown.out

@@ -3,6 +3,7 @@ from the repository root with the virtual environment's Python and nothing expor
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import tempfile
@@ -10,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import local_stack.invoke as local_stack_invoke
+import local_stack.options as local_stack_options
+from bench import cli as bench_cli
+from chaos import __main__ as chaos_main
+from devkit.cli_flags import RANGE
+from ops import cli as ops_cli
 from tests.tools.processes import PYTHON, ROOT, tool_environment
 
 _RULE = re.compile(r"^([a-z][a-z-]*)(?:\s+[a-z][a-z-]*)*\s*:(?!=)", re.MULTILINE)
@@ -85,3 +92,57 @@ def test_out_of_range_flags_are_refused_at_parse_time_in_words(command: list[str
     assert "_positive" not in result.stderr
     assert "invalid" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every tool's parser, and each of the operators' tool's verbs."""
+    found = {
+        "local_stack": local_stack_options.build_parser(),
+        "local_stack.invoke": local_stack_invoke.build_parser(),
+        "chaos": chaos_main.build_parser(),
+        "bench": bench_cli._parser(),
+    }
+    pending = [("ops", ops_cli.build_parser())]
+    while pending:
+        name, parser = pending.pop()
+        found[name] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend((f"{name} {verb}", sub) for verb, sub in action.choices.items())
+    return found
+
+
+def _entries(help_text: str) -> dict[str, str]:
+    """Each option's help entry, by its first flag, its wrapped lines joined."""
+    entries: dict[str, str] = {}
+    current = ""
+    for line in help_text.splitlines():
+        flag = re.match(r"^  (-[-\w]+)", line)
+        if flag:
+            current = flag.group(1)
+            entries[current] = line.strip()
+        elif current and line.startswith("    "):
+            entries[current] += " " + line.strip()
+        else:
+            current = ""
+    return {flag: re.sub(r"\s+", " ", text) for flag, text in entries.items()}
+
+
+@pytest.mark.parametrize("tool", sorted(_parsers()))
+def test_help_shows_each_range_once_and_each_default_once(tool: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    parser = _parsers()[tool]
+    entries = _entries(parser.format_help())
+    assert "(default: None)" not in parser.format_help()
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        entry = entries[action.option_strings[0]]
+        assert entry.count("default:") <= 1, entry
+        span = getattr(action.type, RANGE, None)
+        if span:
+            assert entry.count(span) == 1, f"{tool} {entry!r} should show its range {span!r} once"
+        if action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0:
+            assert "default: " in entry, f"{tool} {entry!r} should show its default"
+    ranged = [action for action in parser._actions if getattr(action.type, RANGE, None)]
+    assert ranged or tool in {"ops", "ops dlq", "ops quarantine", "ops quarantine show", "ops submission"}
