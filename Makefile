@@ -41,9 +41,9 @@ lint: $(READY)
 	$(VENV)/bin/ruff format --check $(or $(ARGS),.)
 	$(VENV)/bin/mypy $(or $(ARGS),.)
 
-## migrate: apply the ledger's SQL migrations to the database DATABASE_URL (or DB_*) names
+## migrate: apply the ledger's SQL migrations to the database DATABASE_URL (or DB_*) names; ARGS='--dry-run' lists them
 migrate: $(READY)
-	$(PY) -m telemetry_adapter.ledger.migrate
+	@$(PY) -m telemetry_adapter.ledger.migrate $(ARGS)
 
 ## docs: build the documentation site into build/site (strict: a broken link or anchor fails)
 docs: $(READY)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -39,6 +40,7 @@ from chaos.heartbeat import Heartbeat
 from chaos.model_check import default_examples, model_check_for_chaos
 from devkit.cli_flags import HelpFormatter, integer, number
 from devkit.hostile import linear_cost_report
+from devkit.lifetime import child_environment
 
 _ROOT = Path(__file__).resolve().parent.parent
 _FUZZ_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
@@ -105,7 +107,8 @@ class Fuzzer:
             f"-artifact_prefix={build}/fuzz-crash-",
             str(build / "fuzz-corpus"),
         ]
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=_ROOT)  # noqa: S603
+        environment = {**os.environ, **child_environment()}  # it dies with this run, however the run ends
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=_ROOT, env=environment)  # noqa: S603
         log.close()
         return cls(process, seconds, build, started)
 

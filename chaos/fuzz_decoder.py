@@ -22,6 +22,7 @@ with atheris.instrument_imports():
     from telemetry_adapter.submission import parse_submission
 
 from devkit import fleet
+from devkit.lifetime import die_with_parent
 from telemetry_adapter.config import Limits
 from telemetry_adapter.rejections import Rejected
 
@@ -76,7 +77,8 @@ def write_seed_corpus(directory: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Run libFuzzer with ``argv`` (flags and corpus directories)."""
+    """Run libFuzzer with ``argv`` (flags and corpus directories); a chaos run killed outright takes it along."""
+    die_with_parent()
     for argument in argv[1:]:
         if not argument.startswith("-"):
             write_seed_corpus(Path(argument))

@@ -32,11 +32,13 @@ def main() -> int:
     """Child side: handle one batch, pausing for the kill once Kinesis has acknowledged a call."""
     from chaos.kinesis_faults import CallHook
     from devkit.lambda_shapes import LambdaContext
+    from devkit.lifetime import die_with_parent
     from processor.handler import handle_batch
     from telemetry_adapter.config import Settings
     from telemetry_adapter.observability import logger
     from telemetry_adapter.runtime import build_pipeline, kinesis_client
 
+    die_with_parent()  # a chaos run killed outright takes its workers along
     logger.registered_handler.setStream(sys.stderr)  # type: ignore[attr-defined]
     job = json.loads(sys.stdin.read())
     settings = Settings.from_env(check_time_budget=False)  # runs short invocations on purpose
@@ -73,7 +75,9 @@ def run_worker(event: dict[str, Any], env: dict[str, str], *, kill_after_calls: 
     A killed invocation acknowledges nothing, so every message of the batch counts as failed.
     """
     every = frozenset(record["messageId"] for record in event["Records"])
-    child_env = {**os.environ, **env}
+    from devkit.lifetime import child_environment
+
+    child_env = {**os.environ, **env, **child_environment()}
     job = json.dumps({"event": event, "kill_after_calls": kill_after_calls, "timeout_ms": timeout_ms})
     with subprocess.Popen(
         [sys.executable, "-m", "chaos.worker"],

@@ -51,7 +51,13 @@ def aws_client(service: str) -> Any:
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    return boto3.client(service, region_name=region_from_env(), config=config)  # type: ignore[call-overload]
+
+
+def region_from_env() -> str | None:
+    """``AWS_REGION`` (what Lambda sets, and what the docs export) or ``AWS_DEFAULT_REGION`` (what boto3
+    reads); None leaves it to the AWS configuration files."""
+    return os.environ.get("AWS_REGION", "").strip() or os.environ.get("AWS_DEFAULT_REGION", "").strip() or None
 
 
 def migrate(database_url: str) -> list[int]:

@@ -173,10 +173,19 @@ def parse(argv: Sequence[str] | None, now: datetime | None = None) -> argparse.N
     if hasattr(args, "since"):
         moment_now = now or datetime.now(UTC)
         args.until = args.until or moment_now
-        args.since = args.since or args.until - timedelta(hours=24)
+        if args.since is None:
+            try:
+                args.since = args.until - timedelta(hours=24)
+            except OverflowError:
+                parser.error(f"--until ({_shown(args.until)}) leaves no room for the default --since: name one")
         if args.since > args.until:
-            parser.error(f"--since ({args.since:%Y-%m-%dT%H:%M}Z) is after --until ({args.until:%Y-%m-%dT%H:%M}Z)")
+            parser.error(f"--since ({_shown(args.since)}) is after --until ({_shown(args.until)})")
     return args
+
+
+def _shown(moment: datetime) -> str:
+    """A moment in UTC to the minute, with ``Z`` (year 1 as 0001: ``strftime`` would print 1)."""
+    return moment.astimezone(UTC).isoformat(timespec="minutes").replace("+00:00", "Z")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

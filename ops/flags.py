@@ -25,7 +25,10 @@ def moment(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Callable[
     def parse(text: str) -> datetime:
         relative = _RELATIVE.fullmatch(text.strip().lower())
         if relative:
-            return now() - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+            try:
+                return now() - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+            except OverflowError:
+                raise argparse.ArgumentTypeError(f"{text.strip()} before now is before the year 1") from None
         try:
             parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
@@ -33,7 +36,11 @@ def moment(now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Callable[
                 f"expected a time such as 2026-11-29T03:00Z, 2026-11-29, or a duration before now such as "
                 f"90m, 24h, 7d; got {text!r}"
             ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:  # comparable with the others, in UTC: a time whose UTC falls outside years 1 to 9999 is not
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"expected a time from year 1 to year 9999 in UTC, got {text!r}") from None
 
     parse.__name__ = "time"
     return parse

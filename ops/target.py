@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from local_stack.environment import FAKE_CREDENTIALS
+from local_stack.services import region_from_env
 from local_stack.stack_file import DEFAULT_PATH, StackFileError, read
 
 OUTPUT_KEYS = {
@@ -92,7 +93,7 @@ class Target:
                 aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
             )
         else:
-            session = boto3.session.Session(region_name=self.region)
+            session = boto3.session.Session(region_name=self.region or region_from_env())
         return session.client(service, endpoint_url=self.endpoint_url, config=config)  # type: ignore[call-overload]
 
 
@@ -105,7 +106,9 @@ def add_target_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--stack-file", type=Path, default=DEFAULT_PATH, help="the file `make run` writes (with --local)"
     )
-    group.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    group.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, your AWS configuration's)"
+    )
     group.add_argument("--endpoint-url", help="one endpoint for every AWS client (moto, LocalStack)")
     group.add_argument("--queue-url", help="the submissions queue")
     group.add_argument("--dlq-url", help="the dead-letter queue")

@@ -4,6 +4,11 @@ Each run under test gets its own ``TMPDIR``: the embedded server's data director
 the postmaster's command line (``postgres -D <TMPDIR>/ta-pg-...``), the watchdog's and the chaos
 fuzzer's all name it. The backends carry no path in their rewritten titles, so the children of those
 processes count as well. The machine's own PostgreSQL, and other runs, never match.
+
+A tool started here dies with the test: beside it runs a small reaper holding a pipe from the test
+process; when the test's folder is cleaned up, or the test process dies however it dies (the pipe
+then reaches end-of-file), the reaper interrupts the tool's process group as Ctrl-C would, and kills
+it after a bounded wait.
 """
 
 from __future__ import annotations
@@ -21,7 +26,31 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
 _POLL_SECONDS = 0.2
+_REAPER = """
+import os, signal, sys, time
+group, pipe = int(sys.argv[1]), int(sys.argv[2])
+for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+    signal.signal(number, signal.SIG_IGN)
+while os.read(pipe, 64):
+    pass
+def alive():
+    try:
+        os.killpg(group, 0)
+    except OSError:
+        return False
+    return True
+if alive():
+    os.killpg(group, signal.SIGINT)
+    ends = time.monotonic() + 30
+    while alive() and time.monotonic() < ends:
+        time.sleep(0.1)
+    if alive():
+        os.killpg(group, signal.SIGKILL)
+"""
+_reapers: dict[int, int] = {}
+"""The write end of each started tool's reaper pipe, by the tool's pid."""
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -85,9 +114,11 @@ def private_tmp() -> Iterator[Path]:
     """A short private folder for ``TMPDIR`` (Unix socket paths must stay short); cleaned up afterwards,
     killing whatever a failed test left in it so one failure does not leak into the next test."""
     folder = Path(tempfile.mkdtemp(prefix="ta-life-", dir="/tmp"))  # short on purpose
+    folder.chmod(0o711)  # as root, the embedded server's own user must reach it; this folder is the test's
     try:
         yield folder
     finally:
+        release_all()
         for process in processes_of(folder):
             with contextlib.suppress(psutil.Error):
                 process.kill()
@@ -106,9 +137,10 @@ def tool_environment(tmp: Path) -> dict[str, str]:
 
 
 def start(command: Sequence[str], tmp: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start a tool in its own session (so a signal to its group reaches only it), output to ``log``."""
+    """Start a tool in its own session (so a signal to its group reaches only it), output to ``log``, with
+    a reaper that stops its process group when the test's folder is cleaned up or the test process dies."""
     with log.open("wb") as output:
-        return subprocess.Popen(
+        tool = subprocess.Popen(
             list(command),
             cwd=ROOT,
             env=tool_environment(tmp),
@@ -117,6 +149,26 @@ def start(command: Sequence[str], tmp: Path, log: Path) -> subprocess.Popen[byte
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    read_end, write_end = os.pipe()  # close-on-exec: only the reaper inherits its end
+    try:
+        subprocess.Popen(
+            [PYTHON, "-I", "-c", _REAPER, str(tool.pid), str(read_end)],
+            pass_fds=(read_end,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        os.close(read_end)
+    _reapers[tool.pid] = write_end
+    return tool
+
+
+def release_all() -> None:
+    """Let every reaper act: the tools still running are interrupted, then killed."""
+    while _reapers:
+        os.close(_reapers.popitem()[1])
 
 
 def interrupt(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -125,6 +177,3 @@ def interrupt(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
     else:
         process.send_signal(signum)
-
-
-PYTHON = sys.executable

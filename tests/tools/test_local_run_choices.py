@@ -118,3 +118,22 @@ def test_a_worker_whose_queue_cannot_be_reached_exits_with_a_configuration_error
         monkeypatch.setenv(name, value)
     assert main(["--worker", "--duration", "1", "--log-file", str(tmp_path / "run.log")]) == 2
     assert "QUEUE_URL http://127.0.0.1:1/123456789012/submissions cannot be reached" in capsys.readouterr().err
+
+
+def test_worker_mode_takes_its_region_from_aws_region_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Lambda and the docs' example set AWS_REGION; boto3 alone reads only AWS_DEFAULT_REGION."""
+    import boto3
+    from moto import mock_aws
+
+    from local_stack.services import worker_services
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    with mock_aws():
+        queue_url = boto3.client("sqs", region_name="eu-west-1").create_queue(QueueName="submissions")["QueueUrl"]
+        monkeypatch.setenv("QUEUE_URL", queue_url)
+        monkeypatch.setenv("STREAM_NAME", "events")
+        monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        with worker_services(Options(worker=True, log_file=tmp_path / "run.log")) as stack:
+            assert stack.resources.queue_url == queue_url

@@ -42,6 +42,13 @@ def available_migrations() -> list[Migration]:
     return found
 
 
+def pending_migrations(connection: pg8000.native.Connection) -> list[Migration]:
+    """The migrations not applied yet, in order; reads only (``make migrate ARGS=--dry-run``)."""
+    exists = connection.run("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0]
+    applied = {row[0] for row in connection.run("SELECT version FROM schema_migrations")} if exists else set()
+    return [migration for migration in available_migrations() if migration.version not in applied]
+
+
 def apply_migrations(connection: pg8000.native.Connection) -> list[int]:
     """Apply every pending migration in one transaction; return the versions applied now."""
     connection.run("START TRANSACTION")
