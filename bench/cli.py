@@ -10,6 +10,12 @@ with the Powertools idiom means in AWS). See :mod:`bench.latency` and :mod:`devk
 
 No run writes a tracked file: the chart goes to ``build/`` unless ``--publish`` copies it into the
 docs as well.
+
+Exit status: 0 done (with ``--strict``: and every target met), 1 a target missed under ``--strict``, 2 a
+usage or configuration error (a ``TEST_DATABASE_URL`` that cannot be reached: one line, the traceback
+too with ``--debug``), 129 when the terminal went away (SIGHUP, or a write to stdout or stderr
+failed), 130 when stopped by Ctrl-C or SIGTERM. However it ends, the embedded PostgreSQL is stopped
+and deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +40,9 @@ from bench.progress import Progress, Step
 from bench.report import Modelled, Results, checks, derive, render, to_json, write_json
 from bench.stack import Stack, bench_stack, modelled_network
 from bench.workload import make_batch
+from devkit.cli_errors import fail, reported
 from devkit.cli_flags import RawDescriptionHelpFormatter, with_range
+from devkit.terminal import StopSignal, Terminal, stop_signals_raise
 
 FULL_SIZES = (10, 100, 1_000, 10_000)
 QUICK_SIZES = (10, 100)
@@ -145,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         "narrows the run, or with 0 [default: 10,000 in the full run]",
     )
     add("--long-put-ms", type=number(0, 1_000), default=30.0, help="wait per PutRecords in that case")
+    add("--debug", action="store_true", help="on an error, print the traceback too")
     return parser
 
 
@@ -312,10 +323,31 @@ def _timed(progress: Progress, step: Step, label: str, action: Callable[[], Any]
 def main(argv: list[str] | None = None, *, database_url: str | None = None) -> int:
     """Run the benchmark (on ``database_url`` when given, see :func:`bench_stack`); return the exit status."""
     args = _parser().parse_args(argv)
+    try:
+        with stop_signals_raise():
+            return reported("bench", lambda: _run(args, database_url), debug=args.debug)
+    except StopSignal as stop:
+        return fail("bench", f"stopped ({stop})", stop.status)
+    except KeyboardInterrupt:
+        return fail("bench", "stopped (Ctrl-C)", StopSignal(signal.SIGINT).status)
+
+
+def _hung_up() -> None:
+    """The terminal went away: stop as on SIGHUP (raised where the bench is, so it cleans up)."""
+    raise StopSignal(signal.SIGHUP)
+
+
+def _run(args: argparse.Namespace, database_url: str | None) -> int:
+    out = Terminal(sys.stdout, on_lost=_hung_up)
+    messages = Terminal(sys.stderr, on_lost=_hung_up)
     settings = settle(args)
     started = time.monotonic()
     plan = _plan_steps(settings, args)
-    progress = Progress(plan)
+
+    def progress_line(line: str) -> None:
+        messages.write(line + "\n")
+
+    progress = Progress(plan, log=progress_line)
     step = {(s.mode, s.case): s for s in plan if s.mode == "single"}
 
     from bench.cold_start import measure_cold_start
@@ -387,12 +419,12 @@ def main(argv: list[str] | None = None, *, database_url: str | None = None) -> i
     from bench.chart import draw
 
     draw(results, args.chart, None if modelled is None else modelled.results)
-    print(render(results, found, modelled))
+    out.write(render(results, found, modelled) + "\n")
     written = f"{args.json} and {args.chart}"
     if args.publish:
         PUBLISHED_CHART.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.chart, PUBLISHED_CHART)
         written += f" (published to {PUBLISHED_CHART})"
-    print(f"\nwrote {written} in {document['seconds']} s")
+    out.write(f"\nwrote {written} in {document['seconds']} s\n")
     all_pass = document["all_pass"] and (modelled is None or document["modelled_network"]["all_pass"])
     return 1 if args.strict and not all_pass else 0

@@ -9,10 +9,13 @@ to ``--log``, not the terminal.
 
 Ctrl-C ends the fault phase and drains (a second Ctrl-C skips the drain; SIGTERM skips it at once);
 the run is then checked as far as it went, the figures are written with ``"interrupted": true``, the
-fuzzer is stopped, and the embedded PostgreSQL is stopped and deleted.
+fuzzer is stopped, and the embedded PostgreSQL is stopped and deleted. SIGHUP (the terminal closed),
+or a write to the terminal that fails (``make chaos | head -1``), stops the run as SIGTERM does, and
+nothing more is printed.
 
 Exit status: 0 when every invariant holds, 1 when one breaks or the fuzzer finds a crash, 2 for a
-usage error, 130 when interrupted.
+usage or configuration error (a ``TEST_DATABASE_URL`` that cannot be reached: one line, the traceback
+too with ``--debug``), 129 when the terminal went away, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -38,15 +41,19 @@ from chaos.control import RunControl
 from chaos.harness import run_chaos
 from chaos.heartbeat import Heartbeat
 from chaos.model_check import default_examples, model_check_for_chaos
+from devkit.cli_errors import reported
 from devkit.cli_flags import HelpFormatter, integer, number
 from devkit.hostile import linear_cost_report
 from devkit.lifetime import child_environment
+from devkit.terminal import HANGUP_EXIT, STOPPED_EXIT, Output, Terminal
 
 _ROOT = Path(__file__).resolve().parent.parent
 _FUZZ_DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 _FUZZ_PROGRESS = re.compile(r"^#(\d+)\s", re.MULTILINE)
 _FUZZER_STOP_SECONDS = 10
-INTERRUPTED_EXIT = 130
+INTERRUPTED_EXIT = STOPPED_EXIT
+HANGUP = "SIGHUP"
+TERMINAL_GONE = "the terminal went away"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -88,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", type=Path, default=Path("build/chaos.json"), help="the figures (JSON)")
     parser.add_argument("--log", type=Path, default=Path("build/chaos.log"), help="processor logs and metrics")
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
     return parser
 
 
@@ -147,18 +155,20 @@ class Fuzzer:
 
 
 @contextlib.contextmanager
-def stop_requests(control: RunControl) -> Iterator[None]:
-    """Ctrl-C asks the run to stop (twice: to skip the drain; a third time: stop at once); SIGTERM asks to
-    stop without the drain. Restored on exit."""
+def stop_requests(control: RunControl, messages: Output) -> Iterator[None]:
+    """Ctrl-C asks the run to stop (twice: to skip the drain; a third time: stop at once); SIGTERM and
+    SIGHUP ask to stop without the drain. Restored on exit."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGINT and control.abort.is_set():
             raise KeyboardInterrupt
-        control.request("Ctrl-C" if signum == signal.SIGINT else "SIGTERM", abort=signum == signal.SIGTERM)
+        reason = {signal.SIGINT: "Ctrl-C", signal.SIGHUP: HANGUP}.get(signal.Signals(signum), "SIGTERM")
+        control.request(reason, abort=signum != signal.SIGINT)
         step = "skipping the drain" if control.abort.is_set() else "draining (Ctrl-C again to skip the drain)"
-        print(f"chaos: stop requested, {step}; then the checks and the figures", file=sys.stderr, flush=True)
+        messages.write(f"chaos: stop requested, {step}; then the checks and the figures\n")
 
-    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, on_signal) for number in numbers}
     try:
         yield
     finally:
@@ -169,6 +179,10 @@ def stop_requests(control: RunControl) -> Iterator[None]:
 def main(argv: list[str]) -> int:
     """Run the suite, write the figures, print a summary; non-zero when something broke or it was stopped."""
     args = parse_args(argv)
+    return reported("chaos", lambda: _run(args), debug=args.debug)
+
+
+def _run(args: argparse.Namespace) -> int:
     config = ChaosConfig(
         duration_seconds=args.duration,
         drain_timeout_seconds=args.drain_timeout,
@@ -179,15 +193,20 @@ def main(argv: list[str]) -> int:
     build.mkdir(parents=True, exist_ok=True)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     fuzz_seconds = args.fuzz_seconds if args.fuzz_seconds is not None else int(min(120, max(10, args.duration / 5)))
-    terminal = sys.stdout
-    control = RunControl(Heartbeat(terminal, total_seconds=args.duration, every=args.heartbeat))
-    print(
+    control = RunControl()
+
+    def terminal_gone() -> None:
+        control.request(TERMINAL_GONE, abort=True)
+
+    terminal = Terminal(sys.stdout, on_lost=terminal_gone)
+    messages = Terminal(sys.stderr, on_lost=terminal_gone)
+    control.observer = Heartbeat(terminal, total_seconds=args.duration, every=args.heartbeat)
+    terminal.write(
         f"chaos: {args.duration:.0f} s of faults, then a drain of up to {args.drain_timeout:.0f} s; decoder fuzzer "
-        f"for {fuzz_seconds} s; a line every {args.heartbeat:.0f} s. Ctrl-C stops early and keeps the figures.",
-        flush=True,
+        f"for {fuzz_seconds} s; a line every {args.heartbeat:.0f} s. Ctrl-C stops early and keeps the figures.\n"
     )
     started = time.monotonic()
-    with stop_requests(control):
+    with stop_requests(control, messages):
         fuzzer = Fuzzer.start(fuzz_seconds, build)
         try:
             with args.log.open("w") as log, contextlib.redirect_stdout(log):
@@ -223,8 +242,10 @@ def main(argv: list[str]) -> int:
     result["interrupted_by"] = control.reason or None
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(summary(result))
-    print(f"figures: {args.output}; processor log: {args.log}")
+    terminal.write(summary(result) + "\n")
+    terminal.write(f"figures: {args.output}; processor log: {args.log}\n")
+    if control.reason in (HANGUP, TERMINAL_GONE):
+        return HANGUP_EXIT
     if control.interrupted:
         return INTERRUPTED_EXIT
     return 0 if result["ok"] else 1

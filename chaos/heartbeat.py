@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 from chaos.config import STREAM
 from chaos.invariants import _identity, _matches
 from chaos.scenario import ChaosRun
+from devkit.terminal import Output
 from telemetry_adapter.submission import Submission
 
 _READ_LIMIT = 10_000
@@ -104,7 +105,7 @@ def fault_groups(faults: Mapping[str, int]) -> dict[str, int]:
 class Heartbeat:
     """Prints a progress line every ``every`` seconds while a :class:`ChaosRun` goes on."""
 
-    def __init__(self, out: TextIO, *, total_seconds: float, every: float) -> None:
+    def __init__(self, out: Output, *, total_seconds: float, every: float) -> None:
         self._out = out
         self._total = total_seconds
         self._every = every

@@ -5,10 +5,11 @@ The equivalent of ``sam local invoke ProcessorFunction -e <event>``: the functio
 environment exactly as in Lambda, runs once against the local stack. Its logs and metrics come out
 on stderr between ``START`` and ``REPORT`` lines as in CloudWatch; the response is printed on stdout.
 
-Which stack: a running ``make run ARGS='--fixed-ports'`` when one answers on its fixed ports (the
-event's effects then show up in that run: records in its stream, rows in its ledger), otherwise one
-started for this invocation (moto and an embedded PostgreSQL, migrated, the queues and stream
-created) and removed afterwards. ``--stack`` forces either.
+Which stack: a running ``make run`` when its stack file (``build/local-stack.json``, ``--stack-file``)
+is there and alive, the process it names still running (the event's effects then show up in that run:
+records in its stream, rows in its ledger); otherwise one started for this invocation (moto and an
+embedded PostgreSQL, migrated, the queues and stream created) and removed afterwards. ``--stack``
+forces either. The first line on stderr says which it used, and why.
 
 Exit status: 0 when the handler returned, 1 when it raised (its error printed as Lambda reports
 it), 2 for a usage or configuration error.
@@ -21,7 +22,6 @@ import contextlib
 import importlib
 import json
 import logging
-import socket
 import sys
 import time
 import traceback
@@ -29,25 +29,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from devkit.cli_flags import HelpFormatter, integer, number, port
+from devkit.cli_flags import HelpFormatter, integer, number
 from devkit.lambda_shapes import LambdaContext
-from local_stack.environment import (
-    DLQ_NAME,
-    FAKE_CREDENTIALS,
-    QUEUE_NAME,
-    REGION,
-    budget_margin,
-    local_environment,
-    patched_environ,
-)
+from local_stack.environment import budget_margin, local_environment, patched_environ
 from local_stack.health_server import function_url_event
-from local_stack.options import FIXED_AWS_PORT, FIXED_DB_PORT, Options
-from local_stack.services import aws_client, local_services
+from local_stack.options import Options
+from local_stack.services import local_services
+from local_stack.stack_file import DEFAULT_PATH, LocalStackFile, live
 from telemetry_adapter.config import ConfigurationError
 
 FUNCTIONS = {"processor": "processor.handler", "health": "health.handler"}
 """``--function``: the stack's ProcessorFunction and HealthFunction."""
-_PROBE_SECONDS = 0.5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,56 +56,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack",
         choices=("auto", "running", "start"),
         default="auto",
-        help="running: a `make run ARGS=--fixed-ports` stack; start: one just for this invocation; "
-        "auto: running if one answers, else start",
+        help="running: the `make run` whose stack file is alive; start: one just for this invocation; "
+        "auto: running if there is one, else start",
     )
-    parser.add_argument("--aws-port", type=port(), default=FIXED_AWS_PORT, help="a running stack's AWS endpoint")
-    parser.add_argument("--db-port", type=port(), default=FIXED_DB_PORT, help="a running stack's PostgreSQL")
+    parser.add_argument(
+        "--stack-file", type=Path, default=DEFAULT_PATH, help="the file a running `make run` writes its endpoints to"
+    )
     parser.add_argument("--timeout", type=number(1, 900), default=60.0, help="the function timeout, seconds")
     parser.add_argument("--memory", type=integer(128, 10_240), default=512, help="memory size the context reports")
     return parser
 
 
-def answers(port_number: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port_number``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port_number), timeout=_PROBE_SECONDS):
-            return True
-    except OSError:
-        return False
+@contextlib.contextmanager
+def running_stack(stack: LocalStackFile, why: str) -> Iterator[str]:
+    """The environment of the running ``make run`` its stack file describes; yield how it was found."""
+    environment = local_environment(
+        endpoint_url=stack.aws_endpoint,
+        database_url=stack.database_url,
+        queue_url=stack.queue_url,
+        dlq_url=stack.dlq_url,
+        quarantine_bucket=stack.quarantine_bucket,
+    )
+    environment.update(AWS_REGION=stack.region, AWS_DEFAULT_REGION=stack.region, STREAM_NAME=stack.stream_name)
+    with patched_environ(environment):
+        yield f"the running stack of {why}"
 
 
 @contextlib.contextmanager
-def running_stack(aws_port: int, db_port: int) -> Iterator[str]:
-    """The environment of a running ``make run --fixed-ports`` stack; yield how it was found."""
-    endpoint = f"http://127.0.0.1:{aws_port}"
-    database_url = f"postgresql://postgres@127.0.0.1:{db_port}/postgres"
-    aws = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
-    with patched_environ(aws):
-        try:
-            sqs = aws_client("sqs")
-            queue_url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
-            dlq_url = sqs.get_queue_url(QueueName=DLQ_NAME)["QueueUrl"]
-        except Exception as error:
-            raise ConfigurationError(f"no local stack's queues at {endpoint}: {error}") from None
-    with patched_environ(
-        local_environment(endpoint_url=endpoint, database_url=database_url, queue_url=queue_url, dlq_url=dlq_url)
-    ):
-        yield f"the running stack (AWS endpoint {endpoint}, PostgreSQL on 127.0.0.1:{db_port})"
-
-
-@contextlib.contextmanager
-def started_stack() -> Iterator[str]:
+def started_stack(why: str) -> Iterator[str]:
     """A stack started for this invocation (the same services as ``make run``), removed afterwards."""
     with local_services(Options()) as stack:
-        yield f"a stack started for this invocation (AWS endpoint {stack.endpoint_url}, removed afterwards)"
+        yield f"a stack started for this invocation (AWS endpoint {stack.endpoint_url}, removed afterwards; {why})"
 
 
-def stack_for(choice: str, aws_port: int, db_port: int) -> contextlib.AbstractContextManager[str]:
-    """The stack ``--stack`` asks for."""
-    if choice == "running" or (choice == "auto" and answers(aws_port) and answers(db_port)):
-        return running_stack(aws_port, db_port)
-    return started_stack()
+def stack_for(choice: str, stack_file: Path) -> contextlib.AbstractContextManager[str]:
+    """The stack ``--stack`` asks for: ``running`` needs a live stack file, ``start`` ignores it, ``auto``
+    takes the running stack when there is one."""
+    if choice == "start":
+        return started_stack("--stack start")
+    stack, why = live(stack_file)
+    if stack is not None:
+        return running_stack(stack, why)
+    if choice == "running":
+        raise ConfigurationError(f"--stack running: no running `make run`: {why}")
+    return started_stack(f"no running `make run`: {why}")
 
 
 def load_event(path: Path | None, function: str) -> dict[str, Any]:
@@ -188,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         event = load_event(args.event, args.function)
         margin = budget_margin(timeout_ms)  # for this timeout, before a started stack sets make run's own
-        with stack_for(args.stack, args.aws_port, args.db_port) as where, patched_environ(margin):
+        with stack_for(args.stack, args.stack_file) as where, patched_environ(margin):
             print(f"invoking the {args.function} function on {where}", file=sys.stderr, flush=True)
             context.started = time.monotonic()
             response, failed = invoke(args.function, event, context, sys.stderr)

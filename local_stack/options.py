@@ -65,6 +65,8 @@ class Options:
     """Where the run's endpoints are written while it runs, for ``make ops ARGS='--local ...'``."""
     worker: bool = False
     seed: int | None = None
+    debug: bool = False
+    """On an error the user can fix (a database that cannot be reached, a port taken), the traceback too."""
 
     @property
     def receives(self) -> int:
@@ -217,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="long-running worker against real endpoints: QUEUE_URL, STREAM_NAME, DATABASE_URL or DB_* and "
         "the AWS settings come from the environment, as for the deployed function",
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback too")
     return parser
 
 

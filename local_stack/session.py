@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
+from devkit.terminal import Output
 from local_stack.checker import StreamChecker
 from local_stack.consumer import StreamConsumer
 from local_stack.environment import REGION, without_password
@@ -45,12 +46,20 @@ class Shutdown:
 
     stop: threading.Event = field(default_factory=threading.Event)
     abort: threading.Event = field(default_factory=threading.Event)
+    hung_up: threading.Event = field(default_factory=threading.Event)
+    """The terminal went away (SIGHUP, or the view could not write): the run stops as on SIGTERM."""
 
     def request(self) -> None:
         """Ctrl-C or SIGTERM: stop, or abort if already stopping."""
         if self.stop.is_set():
             self.abort.set()
         self.stop.set()
+
+    def hang_up(self) -> None:
+        """SIGHUP or a lost terminal: one stop request, however many ways the loss is noticed."""
+        if not self.hung_up.is_set():
+            self.hung_up.set()
+            self.request()
 
 
 @dataclass
@@ -97,7 +106,7 @@ def _pipeline(options: Options, tally: Tally, seed: int) -> Iterator[RecordingPi
         pipeline.publisher.close()
 
 
-def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdown) -> RunResult:
+def run_local(options: Options, stack: Stack, terminal: Output, shutdown: Shutdown) -> RunResult:
     """Run fleet, poller, consumer, health server and view against the embedded services."""
     resources = stack.resources
     tally = Tally()
@@ -156,7 +165,7 @@ def run_local(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdo
     return RunResult(summary, fleet.log, health.url)
 
 
-def announce(terminal: TextIO, stack: Stack, health_url: str, options: Options) -> None:
+def announce(terminal: Output, stack: Stack, health_url: str, options: Options) -> None:
     """Where everything is, before the live view starts (the ports matter for ``make invoke``)."""
     database = "embedded PostgreSQL, deleted at exit" if stack.embedded_database else "EXTERNAL, --database-url"
     resources = stack.resources
@@ -188,7 +197,7 @@ def stack_file(stack: Stack, health_url: str) -> LocalStackFile:
     )
 
 
-def run_worker(options: Options, stack: Stack, terminal: TextIO, shutdown: Shutdown) -> RunResult:
+def run_worker(options: Options, stack: Stack, terminal: Output, shutdown: Shutdown) -> RunResult:
     """Run only the poller (and the view) against the endpoints the environment names, until stopped."""
     resources = stack.resources
     tally = Tally()

@@ -12,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_PATH = Path("build/local-stack.json")
 FORMAT_VERSION = 1
+_PROBE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,10 @@ class LocalStackFile:
     format_version: int = FORMAT_VERSION
 
     def is_running(self) -> bool:
-        """Whether the process that wrote the file is still alive (a killed run leaves its file behind)."""
+        """Whether the process that wrote the file is still alive (a killed run leaves its file behind).
+        A file that records no process (``pid`` 0) says nothing either way: False."""
+        if self.pid <= 0:
+            return False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -46,6 +52,39 @@ class LocalStackFile:
         except PermissionError:  # alive, but another user's
             return True
         return True
+
+    def endpoints_answer(self) -> bool:
+        """Whether the AWS endpoint and the ledger both accept a connection (a short, bounded probe)."""
+        return all(_answers(url) for url in (self.aws_endpoint, self.database_url))
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.port:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def live(path: Path) -> tuple[LocalStackFile | None, str]:
+    """The running stack ``path`` describes, or None; and, either way, the sentence that says why.
+
+    Alive means: the process the file names is running; for a file that names none, its AWS endpoint
+    and its ledger answer."""
+    try:
+        stack = read(path)
+    except StackFileError as error:
+        return None, str(error)
+    if stack.pid > 0:
+        if stack.is_running():
+            return stack, f"{path}: the `make run` of process {stack.pid}, started {stack.started_at}"
+        return None, f"{path} is stale: the `make run` that wrote it (process {stack.pid}) is no longer running"
+    if stack.endpoints_answer():
+        return stack, f"{path}: its endpoints answer ({stack.aws_endpoint})"
+    return None, f"{path} names no process and its endpoints do not answer ({stack.aws_endpoint})"
 
 
 class StackFileError(ValueError):
@@ -72,8 +111,9 @@ def read(path: Path) -> LocalStackFile:
     except (OSError, ValueError) as error:
         raise StackFileError(f"{path} cannot be read as a local stack file: {error}") from None
     names = {item.name for item in fields(LocalStackFile)}
-    if not isinstance(document, dict) or not names - {"format_version"} <= set(document):
+    if not isinstance(document, dict) or not names - {"format_version", "pid"} <= set(document):
         raise StackFileError(f"{path} is not a local stack file (written by `make run`)")
+    document.setdefault("pid", 0)  # a file written by hand may name no process: its endpoints then decide
     try:
         return LocalStackFile(**{key: value for key, value in document.items() if key in names})
     except TypeError as error:

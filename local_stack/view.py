@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
+
+from devkit.terminal import Output
 
 TTY_REFRESH_SECONDS = 1.0
 LINE_REFRESH_SECONDS = 5.0
@@ -74,7 +76,7 @@ def render_line(s: dict[str, Any]) -> str:
 class LiveView:
     """Redraws the view on a thread until stopped; draws a last frame on stop."""
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any]], out: TextIO, *, tty: bool | None = None) -> None:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], out: Output, *, tty: bool | None = None) -> None:
         self._snapshot = snapshot
         self._out = out
         self._tty = out.isatty() if tty is None else tty

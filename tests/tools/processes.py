@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -136,17 +136,27 @@ def tool_environment(tmp: Path) -> dict[str, str]:
     return env
 
 
-def start(command: Sequence[str], tmp: Path, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    command: Sequence[str],
+    tmp: Path,
+    log: Path,
+    *,
+    stdout: int | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start a tool in its own session (so a signal to its group reaches only it), output to ``log``, with
-    a reaper that stops its process group when the test's folder is cleaned up or the test process dies."""
+    a reaper that stops its process group when the test's folder is cleaned up or the test process dies.
+
+    ``stdout`` (a descriptor, or ``subprocess.PIPE``) takes the tool's stdout instead, ``log`` then gets
+    its stderr alone; ``environment`` adds variables to :func:`tool_environment`."""
     with log.open("wb") as output:
         tool = subprocess.Popen(
             list(command),
             cwd=ROOT,
-            env=tool_environment(tmp),
+            env={**tool_environment(tmp), **(environment or {})},
             stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            stdout=output if stdout is None else stdout,
+            stderr=subprocess.STDOUT if stdout is None else output,
             start_new_session=True,
         )
     read_end, write_end = os.pipe()  # close-on-exec: only the reaper inherits its end
