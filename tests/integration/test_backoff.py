@@ -19,7 +19,7 @@ import pytest
 
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis
-from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock
+from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock, sqs_record
 from devkit.pgproxy import LatencyProxy, latency_proxy
 from processor.handler import handle_batch
 from telemetry_adapter.backoff import NO_TIME, VisibilityBackoff
@@ -247,6 +247,52 @@ def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes
     published = {submission for call in recorder.calls for submission, _ in call.records}
     assert published == {document["submission_id"] for document in documents}
     assert recorder.order_violations() == []
+
+
+class Crash(BaseException):
+    """Something no handler catches (as a MemoryError in the wrong place, or a bug, would escape)."""
+
+
+class CrashingKinesis:
+    """The real Kinesis client, whose next PutRecords raises :class:`Crash` once ``armed``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.armed = False
+
+    def put_records(self, **request: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            raise Crash("the probe batch crashed")
+        return self.client.put_records(**request)
+
+
+def test_a_probe_batch_that_crashes_is_a_failed_probe_and_never_wedges_the_breaker(
+    queue: tuple[Any, str], proxy: LatencyProxy, kinesis: Any
+) -> None:
+    sqs, queue_url = queue
+    clock = VirtualClock()
+    crashing = CrashingKinesis(kinesis)
+    pipeline = pipeline_for(proxy.url, crashing, None, clock=clock)
+    send(sqs, queue_url, 2)
+    records = receive(sqs, queue_url)
+    proxy.refuse_connections()
+    for _ in range(BREAKER.failures_to_open):
+        handle(pipeline, records)
+    assert pipeline.breaker.state is BreakerState.OPEN
+    proxy.accept_connections()
+    clock.advance(BREAKER.cooldown_seconds)
+    crashing.armed = True
+    with pytest.raises(Crash):  # the probe's invocation dies: conclude is never called
+        handle(pipeline, records)
+    assert pipeline.breaker.state is BreakerState.OPEN  # a failed probe: open for another cooldown
+    assert pipeline.breaker.times_opened == 2
+    clock.advance(BREAKER.cooldown_seconds)  # the next batch probes, finds everything back, and closes it
+    # (new submissions: the crashed probe's claim still holds its own for the rest of their lease)
+    rng = random.Random(99)
+    fresh = [sqs_record(fleet.encode(fleet.submission(rng, device))) for device in fleet.device_ids(2, seed=99)]
+    assert handle(pipeline, fresh) == {"batchItemFailures": []}
+    assert pipeline.breaker.state is BreakerState.CLOSED
 
 
 def test_a_kinesis_outage_opens_the_breaker_and_the_heartbeat_says_so(
