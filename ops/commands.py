@@ -74,6 +74,8 @@ def dlq_redrive(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     out.write(f"moved {result.moved} messages to {queue_url}\n")
     for message_id, code in sorted(result.failed.items()):
         sys.stderr.write(f"not moved (still in the dead-letter queue): {message_id}: {code}\n")
+    for message_id in result.without_attribute:
+        sys.stderr.write(f"moved without its RedrivenFrom attribute (no room under SQS's 1 MiB): {message_id}\n")
     for message_id in result.not_deleted:
         sys.stderr.write(f"copied but not deleted (it will come back; the ledger publishes it once): {message_id}\n")
     return 1 if result.failed or result.not_deleted else 0
@@ -188,6 +190,8 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
         return 0
     result = quarantine.replay(target.client("sqs"), queue_url, bucket, items, pacer=Pacer(args.rate))
     out.write(f"sent {result.sent} messages to {queue_url}\n")
+    for reference in result.without_attributes:
+        sys.stderr.write(f"sent without some Replayed* attributes (no room under SQS's 1 MiB): {reference}\n")
     for reference, code in sorted(result.failed.items()):
         sys.stderr.write(f"not sent: {reference}: {code}\n")
     return 1 if result.failed else 0

@@ -6,7 +6,8 @@ a time range is one listing from its first hour's prefix to its last, and each m
 once. A filter on reason, device or submission is applied to the messages inside.
 
 **Replay** sends each chosen body, unchanged, to the submissions queue with attributes saying where
-it came from (``ReplayedFrom``: the object, ``ReplayedMessageId``: the rejected message's id). The
+it came from (``ReplayedFrom``: the object, ``ReplayedMessageId``: the rejected message's id), as far
+as the body leaves room for them under SQS's 1 MiB, which counts attributes too. The
 processor decides again: a body it now accepts is published once, however often it is replayed (the
 ledger knows the submission), and one it still rejects is quarantined again.
 """
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ops.pacing import Pacer
-from ops.sending import Outgoing, send, with_attributes
+from ops.sending import Outgoing, send
 from telemetry_adapter.quarantine_format import KEY_PREFIX, QuarantinedMessage, decode, hour_prefix
 
 REPLAYED_FROM = "ReplayedFrom"
@@ -117,6 +118,9 @@ class ReplayResult:
     sent: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     """``<key>#<message id>`` -> error code, for bodies SQS did not take."""
+    without_attributes: list[str] = field(default_factory=list)
+    """``<key>#<message id>`` of bodies sent without some of their ``Replayed*`` attributes: the body
+    left no room for them under SQS's 1 MiB, which counts attributes too."""
 
 
 def replay(
@@ -137,16 +141,14 @@ def replay(
             Outgoing(
                 key=reference(item),
                 body=item.message.body,
-                attributes=with_attributes(
-                    None,
-                    {REPLAYED_FROM: f"s3://{bucket}/{item.key}", REPLAYED_MESSAGE_ID: item.message.message_id},
-                ),
+                added={REPLAYED_MESSAGE_ID: item.message.message_id, REPLAYED_FROM: f"s3://{bucket}/{item.key}"},
             )
             for item in group
         ]
-        taken, errors = send(sqs, queue_url, copies)
+        taken, errors, stripped = send(sqs, queue_url, copies)
         result.sent += len(taken)
         result.failed.update(errors)
+        result.without_attributes.extend(stripped)
     return result
 
 
