@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from telemetry_adapter.message_log import MessageIdentity
 from telemetry_adapter.observability import logger
@@ -31,6 +31,11 @@ from telemetry_adapter.time_budget import (
     QUARANTINE_READ_TIMEOUT_SECONDS,
 )
 
+S3_US_EAST_1_ENDPOINT: Final = "regional"
+"""S3 at its regional name in us-east-1 too (``<bucket>.s3.us-east-1.amazonaws.com``). botocore's
+default there is the global ``s3.amazonaws.com``, which the VPC's S3 interface endpoint does not
+answer for: its private DNS covers the regional names only, and the functions have no other way out
+(no NAT), so every write would time out. Other regions resolve to their regional name anyway."""
 SERVER_SIDE_ENCRYPTION = "AES256"
 """The bucket's own encryption (S3-managed keys), asked for explicitly on every object."""
 
@@ -130,6 +135,7 @@ def s3_client(
         retries={"total_max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        s3={"us_east_1_regional_endpoint": S3_US_EAST_1_ENDPOINT},
     )
     return cast(S3Client, boto3.client("s3", config=config))
 
