@@ -157,15 +157,27 @@ class CircuitBreaker:
 
 
 def batch_outcome(
-    admission: Admission, *, ledger_failed: bool, claim_skipped: bool, put_calls: int, records_sent: int
+    admission: Admission,
+    *,
+    ledger_failed: bool,
+    claim_skipped: bool,
+    put_calls: int,
+    records_sent: int,
+    cause: Outcome | None = None,
 ) -> Outcome:
     """What a batch says about the dependencies: the ledger failed (claim or outcome), every
     PutRecords call failed (calls made, no record stored), it reached them and they answered, or
-    nothing (never admitted, refused, or stopped by the budget before the claim)."""
+    nothing (never admitted, refused, or stopped by the budget before the claim).
+
+    ``cause`` is what opened the breaker: a probe of a breaker Kinesis opened that made no PutRecords
+    call (duplicates only, or submissions busy elsewhere) learnt nothing about Kinesis, so it is silent
+    and the next batch probes; were it a success, it would close the breaker on a stream still down."""
     if admission in (Admission.NOT_ASKED, Admission.REFUSED) or claim_skipped:
         return Outcome.SILENT
     if ledger_failed:
         return Outcome.LEDGER_FAILED
     if put_calls > 0 and records_sent == 0:
         return Outcome.KINESIS_FAILED
+    if admission is Admission.PROBE and cause is Outcome.KINESIS_FAILED and put_calls == 0:
+        return Outcome.SILENT
     return Outcome.SUCCEEDED

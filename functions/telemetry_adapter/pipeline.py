@@ -459,6 +459,7 @@ class BatchPipeline:
             claim_skipped=report.claim_skipped,
             put_calls=report.publish.calls,
             records_sent=report.publish.records_sent,
+            cause=self.breaker.cause,
         )
         report.breaker_state = self.breaker.record(report.admission, outcome)
         kinesis_open = report.breaker_state is not BreakerState.CLOSED and self.breaker.cause is Outcome.KINESIS_FAILED

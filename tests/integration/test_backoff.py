@@ -118,6 +118,11 @@ def pipeline_for(
     return BatchPipeline(settings, ledger, publisher, backoff=backoff, breaker=breaker)
 
 
+def breaker_state(pipeline: BatchPipeline) -> BreakerState:
+    """The breaker's state, read through a call (each read asks the clock again)."""
+    return pipeline.breaker.state
+
+
 def handle(pipeline: BatchPipeline, records: list[dict[str, Any]]) -> dict[str, Any]:
     return handle_batch({"Records": records}, LambdaContext(timeout_ms=60_000), pipeline)
 
@@ -279,20 +284,20 @@ def test_a_probe_batch_that_crashes_is_a_failed_probe_and_never_wedges_the_break
     proxy.refuse_connections()
     for _ in range(BREAKER.failures_to_open):
         handle(pipeline, records)
-    assert pipeline.breaker.state is BreakerState.OPEN
+    assert breaker_state(pipeline) is BreakerState.OPEN
     proxy.accept_connections()
     clock.advance(BREAKER.cooldown_seconds)
     crashing.armed = True
     with pytest.raises(Crash):  # the probe's invocation dies: conclude is never called
         handle(pipeline, records)
-    assert pipeline.breaker.state is BreakerState.OPEN  # a failed probe: open for another cooldown
+    assert breaker_state(pipeline) is BreakerState.OPEN  # a failed probe: open for another cooldown
     assert pipeline.breaker.times_opened == 2
     clock.advance(BREAKER.cooldown_seconds)  # the next batch probes, finds everything back, and closes it
     # (new submissions: the crashed probe's claim still holds its own for the rest of their lease)
     rng = random.Random(99)
     fresh = [sqs_record(fleet.encode(fleet.submission(rng, device))) for device in fleet.device_ids(2, seed=99)]
     assert handle(pipeline, fresh) == {"batchItemFailures": []}
-    assert pipeline.breaker.state is BreakerState.CLOSED
+    assert breaker_state(pipeline) is BreakerState.CLOSED
 
 
 def test_a_kinesis_outage_opens_the_breaker_and_the_heartbeat_says_so(
@@ -308,3 +313,28 @@ def test_a_kinesis_outage_opens_the_breaker_and_the_heartbeat_says_so(
     assert pipeline.ledger.circuit_breaker_states(60) == {"open": 1}
     handle(pipeline, records)  # refused, and the heartbeat written again while open
     assert pipeline.ledger.circuit_breaker_states(60) == {"open": 1}
+
+
+def test_a_probe_that_never_calls_kinesis_leaves_a_breaker_kinesis_opened_half_open(
+    queue: tuple[Any, str], clean_database: str, kinesis: Any
+) -> None:
+    sqs, queue_url = queue
+    clock = VirtualClock()
+    flaky = FlakyKinesis(kinesis)
+    pipeline = pipeline_for(clean_database, flaky, None, clock=clock)
+    send(sqs, queue_url, 1)
+    published = receive(sqs, queue_url)
+    assert handle(pipeline, published) == {"batchItemFailures": []}  # completed in the ledger
+    flaky.record_failure_rate = 1.0  # Kinesis goes down
+    rng = random.Random(5)
+    fresh = [sqs_record(fleet.encode(fleet.submission(rng, device))) for device in fleet.device_ids(1, seed=5)]
+    for _ in range(BREAKER.failures_to_open):
+        handle(pipeline, fresh)
+    assert (breaker_state(pipeline), pipeline.breaker.cause) == (BreakerState.OPEN, Outcome.KINESIS_FAILED)
+    clock.advance(BREAKER.cooldown_seconds)
+    calls = flaky.faults.records_failed
+    assert handle(pipeline, published) == {"batchItemFailures": []}  # the probe: a duplicate, no PutRecords
+    assert flaky.faults.records_failed == calls
+    assert breaker_state(pipeline) is BreakerState.HALF_OPEN  # Kinesis was not asked: still unknown
+    assert len(handle(pipeline, fresh)["batchItemFailures"]) == 1  # the next batch probes Kinesis
+    assert breaker_state(pipeline) is BreakerState.OPEN

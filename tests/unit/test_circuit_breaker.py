@@ -144,3 +144,21 @@ def test_what_a_batch_says_about_the_dependencies(
         admission, ledger_failed=ledger_failed, claim_skipped=claim_skipped, put_calls=calls, records_sent=sent
     )
     assert outcome is expected
+
+
+@pytest.mark.parametrize(
+    ("cause", "calls", "sent", "expected"),
+    [
+        (Outcome.KINESIS_FAILED, 0, 0, Outcome.SILENT),  # duplicates only: Kinesis was never asked
+        (Outcome.KINESIS_FAILED, 2, 1, Outcome.SUCCEEDED),
+        (Outcome.KINESIS_FAILED, 2, 0, Outcome.KINESIS_FAILED),
+        (Outcome.LEDGER_FAILED, 0, 0, Outcome.SUCCEEDED),  # the ledger answered the claim and the outcome
+    ],
+)
+def test_a_probe_speaks_only_for_the_dependency_it_exercised(
+    cause: Outcome, calls: int, sent: int, expected: Outcome
+) -> None:
+    outcome = batch_outcome(
+        Admission.PROBE, ledger_failed=False, claim_skipped=False, put_calls=calls, records_sent=sent, cause=cause
+    )
+    assert outcome is expected
