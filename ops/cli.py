@@ -89,14 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         "move messages back to the submissions queue, paced",
         "Move dead-lettered messages back to the submissions queue at a chosen rate: each is deleted from the "
         "dead-letter queue only once its copy is in the queue. Refused while the stack's health answer is "
-        "failing (the messages would only fail again), unless --force.",
+        "failing or reports an open circuit breaker (the messages would only fail again), unless --force.",
     )
     _rate_flag(redrive, "messages moved")
     redrive.add_argument(
         "--limit", type=integer(1, 1_000_000), default=None, help="at most this many [default: what waits at the start]"
     )
     redrive.add_argument("--dry-run", action="store_true", help="show what would move; move nothing")
-    redrive.add_argument("--force", action="store_true", help="redrive even if the stack's health is failing")
+    redrive.add_argument(
+        "--force",
+        action="store_true",
+        help="redrive even if the stack's health is failing or a circuit breaker is open",
+    )
     redrive.set_defaults(run=commands.dlq_redrive)
 
     kept = groups.add_parser(

@@ -82,17 +82,33 @@ def dlq_redrive(args: argparse.Namespace, target: Target, out: TextIO) -> int:
 
 
 def _health_refusal(target: Target, force: bool) -> str | None:
-    """Why a redrive must not start now, or None. A failing stack would send the messages round again."""
+    """Why a redrive must not start now, or None. A failing stack, or one whose processors' circuit
+    breakers are open (a Kinesis outage makes the answer only ``degraded``), would send the messages
+    round again."""
     try:
         answer = stack_functions(target).health()
     except OperationError as error:
         if force:
             return None
         return f"refused: cannot tell whether the stack is healthy ({error}); --force redrives anyway"
-    status = answer.get("status")
-    if status != "failing" or force:
+    if force:
         return None
+    status = answer.get("status")
     checks = answer.get("checks") or {}
+    breaker = checks.get("circuit_breaker")
+    if (
+        status != "failing"
+        and isinstance(breaker, dict)
+        and breaker.get("status") != "ok"
+        and breaker.get("reason") == "open"
+    ):
+        return (
+            f"refused: {breaker.get('open', 0)} processors report an open circuit breaker "
+            f"({breaker.get('half_open', 0)} half-open): a dependency is down and the messages would only fail "
+            "again; wait for it to close, or --force to redrive anyway"
+        )
+    if status != "failing":
+        return None
     failing = sorted(
         name for name, check in checks.items() if isinstance(check, dict) and check.get("status") == "failing"
     )
