@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out bodies this version's decoder still rejects (the deployed processor may differ)",
     )
+    replaying.add_argument(
+        "--force",
+        action="store_true",
+        help="send conflicting_duplicate bodies too: left out by default, since their submission id was "
+        "published with other content, and once the ledger's retention has passed a replay would publish "
+        "a second, different content under the same submission and event ids",
+    )
     _rate_flag(replaying, "messages sent")
     replaying.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")
     replaying.set_defaults(run=commands.quarantine_replay)

@@ -198,6 +198,14 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
     items = list(_found(args, target, "quarantine replay"))
     if args.skip_invalid:
         items = [item for item in items if inspect_body(item.message.body).valid]
+    if not args.force:
+        items, conflicts = quarantine.without_conflicts(items)
+        if conflicts:
+            sys.stderr.write(
+                f"left out {len(conflicts)} conflicting_duplicate messages: their submission id was published with "
+                "other content, and once the ledger forgets it a replay would publish a second content under the "
+                "same ids; --force sends them anyway\n"
+            )
     for item in items:
         line = f"{report.found_line(item)}  decoder now: {report.verdict(inspect_body(item.message.body))}"
         out.write(("would send " if args.dry_run else "sending ") + line + "\n")

@@ -9,7 +9,8 @@ once. A filter on reason, device or submission is applied to the messages inside
 it came from (``ReplayedFrom``: the object, ``ReplayedMessageId``: the rejected message's id), as far
 as the body leaves room for them under SQS's 1 MiB, which counts attributes too. The
 processor decides again: a body it now accepts is published once, however often it is replayed (the
-ledger knows the submission), and one it still rejects is quarantined again.
+ledger knows the submission), and one it still rejects is quarantined again. A
+``conflicting_duplicate`` is left out unless forced (:func:`without_conflicts` says why).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ops.pacing import Pacer
 from ops.sending import Outgoing, send
 from telemetry_adapter.quarantine_format import KEY_PREFIX, QuarantinedMessage, decode, hour_prefix
 
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+"""The reason replay leaves out unless forced (:func:`without_conflicts`)."""
 REPLAYED_FROM = "ReplayedFrom"
 """Attribute on every replayed message: ``s3://<bucket>/<key>`` of the object it came from."""
 REPLAYED_MESSAGE_ID = "ReplayedMessageId"
@@ -109,6 +112,19 @@ def find(
                 found += 1
                 if found >= limit:
                     return
+
+
+def without_conflicts(items: Sequence[Found]) -> tuple[list[Found], list[Found]]:
+    """The items to replay and the ``conflicting_duplicate`` ones left out.
+
+    Such a body can never be replayed usefully. While the ledger holds the submission's first content
+    it is rejected again (and quarantined again); once the ledger's clean-up has deleted that row
+    (``ledgerRetentionDays``, 18 days by default, while the quarantine keeps 30), it would be accepted
+    and publish a second, different content under the same submission id, and so under event ids
+    consumers already hold for other events. The sensor that reused the id is what needs fixing."""
+    kept = [item for item in items if item.message.reason != CONFLICTING_DUPLICATE]
+    left_out = [item for item in items if item.message.reason == CONFLICTING_DUPLICATE]
+    return kept, left_out
 
 
 @dataclass

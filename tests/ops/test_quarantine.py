@@ -144,6 +144,31 @@ def test_replay_can_leave_out_what_is_still_invalid(local: LocalStack, run_ops: 
     assert queue_depth(local.client("sqs"), local.queue_url).visible == 1
 
 
+def test_replay_leaves_out_conflicting_duplicates_unless_forced(
+    local: LocalStack, run_ops: Callable[..., Outcome]
+) -> None:
+    """Once the ledger's clean-up deleted the first content's row, a replayed conflict would publish a
+    second content under the same ids: it is never sent by default."""
+    document = valid_document(1)
+    other = json.loads(json.dumps(document))
+    other["events"]["new_process"] = [{"cmdl": "other.exe", "user": "eve"}]
+    conflict = rejected(fleet.encode(other), "conflicting_duplicate", NOW, submission=document["submission_id"])
+    store(local, NOW, conflict, rejected(fleet.encode(valid_document(2)), "unknown_event_type", NOW))
+    sqs = local.client("sqs")
+
+    result = run_ops("quarantine", "replay", "--rate", "1000")
+    assert result.status == 0, result.err
+    assert "sent 1 messages" in result.out
+    assert "left out 1 conflicting_duplicate messages" in result.err
+    assert conflict.message_id not in result.out
+    assert queue_depth(sqs, local.queue_url).visible == 1
+
+    forced = run_ops("quarantine", "replay", "--force", "--reason", "conflicting_duplicate", "--rate", "1000")
+    assert forced.status == 0, forced.err
+    assert "sent 1 messages" in forced.out
+    assert queue_depth(sqs, local.queue_url).visible == 2
+
+
 def drain(local: LocalStack, poller: Poller) -> None:
     """Poll until the queue is empty (bounded in polls, not in time)."""
     sqs = local.client("sqs")
