@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         "send quarantined bodies back to the queue",
         "Send quarantined bodies, unchanged, back to the submissions queue (attributes ReplayedFrom and "
-        "ReplayedMessageId say where from), paced. The processor decides again: a body it now accepts is "
-        "published once however often it is replayed; one it still rejects is quarantined again.",
+        "ReplayedMessageId say where from), paced, each originally rejected message once. The processor "
+        "decides again: a body it now accepts is published once however often it is replayed; one it still "
+        "rejects is quarantined again.",
     )
     _filter_flags(replaying, limit=1_000)
     replaying.add_argument("--key", action="append", help="only messages of this object (repeatable)")
@@ -146,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-invalid",
         action="store_true",
         help="leave out bodies this version's decoder still rejects (the deployed processor may differ)",
+    )
+    replaying.add_argument(
+        "--include-replays",
+        action="store_true",
+        help="send every chosen record; by default a record an earlier replay quarantined again is left out "
+        "when another record of the same original message is chosen (each original is sent once)",
     )
     replaying.add_argument(
         "--force",

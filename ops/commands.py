@@ -198,6 +198,13 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
     items = list(_found(args, target, "quarantine replay"))
     if args.skip_invalid:
         items = [item for item in items if inspect_body(item.message.body).valid]
+    if not args.include_replays:
+        items, repeats = quarantine.one_per_original(items)
+        if repeats:
+            sys.stderr.write(
+                f"left out {len(repeats)} messages quarantined again by an earlier replay of a message also "
+                "chosen (each original is sent once); --include-replays sends them too\n"
+            )
     if not args.force:
         items, conflicts = quarantine.without_conflicts(items)
         if conflicts:

@@ -22,7 +22,15 @@ from typing import Any, Final, Protocol, cast
 
 from telemetry_adapter.message_log import MessageIdentity
 from telemetry_adapter.observability import logger
-from telemetry_adapter.quarantine_format import CONTENT_ENCODING, CONTENT_TYPE, QuarantinedMessage, encode, object_key
+from telemetry_adapter.quarantine_format import (
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    encode,
+    object_key,
+)
 from telemetry_adapter.rejections import Reason
 from telemetry_adapter.time_budget import (
     QUARANTINE_CALL_TIMEOUT_MS,
@@ -72,6 +80,8 @@ class Rejection:
             receive_count=_integer(attributes.get("ApproximateReceiveCount")),
             submission_id=self.identity.submission_id,
             device_id=self.identity.device_id,
+            replayed_from=_string_attribute(self.record, REPLAYED_FROM),
+            replayed_message_id=_string_attribute(self.record, REPLAYED_MESSAGE_ID),
         )
 
 
@@ -138,6 +148,14 @@ def s3_client(
         s3={"us_east_1_regional_endpoint": S3_US_EAST_1_ENDPOINT},
     )
     return cast(S3Client, boto3.client("s3", config=config))
+
+
+def _string_attribute(record: Mapping[str, Any], name: str) -> str | None:
+    """A string message attribute of an SQS event record (Lambda's ``stringValue`` shape), or None."""
+    attributes = record.get("messageAttributes")
+    value = attributes.get(name) if isinstance(attributes, Mapping) else None
+    text = value.get("stringValue") if isinstance(value, Mapping) else None
+    return text if isinstance(text, str) else None
 
 
 def _sent_at(value: object) -> str | None:

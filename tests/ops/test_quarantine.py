@@ -17,8 +17,14 @@ from local_stack.invocation import build_pipeline, lambda_style_handler
 from local_stack.poller import Poller
 from local_stack.resources import queue_depth
 from local_stack.tally import Tally
-from ops.quarantine import REPLAYED_FROM, REPLAYED_MESSAGE_ID, Filters, Found, find
-from telemetry_adapter.quarantine_format import QuarantinedMessage, encode, object_key
+from ops.quarantine import Filters, Found, find
+from telemetry_adapter.quarantine_format import (
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    encode,
+    object_key,
+)
 from tests.ops.conftest import LocalStack, Outcome, valid_document
 
 pytestmark = pytest.mark.timeout(180)
@@ -204,11 +210,13 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
         function_timeout=5,
     )
     try:
-        # The first replay's still-invalid copy is quarantined again, so the second replay sends it too.
-        for expected in (4, 5):
+        # The first replay's still-invalid copy is quarantined again, naming the original: the second
+        # replay sends the original once, not the original and its copy.
+        for run in range(3):
             replayed = run_ops("quarantine", "replay", "--rate", "1000")
             assert replayed.status == 0, replayed.err
-            assert f"sent {expected} messages" in replayed.out
+            assert "sent 4 messages" in replayed.out
+            assert ("left out" in replayed.err) == (run > 0)
             drain(local, poller)
     finally:
         pipeline.publisher.close()
@@ -220,10 +228,14 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
     for document in documents:
         sequences = [r["sequence"] for r in records if r["submission_id"] == document["submission_id"]]
         assert sequences == list(range(fleet.expected_event_count(document)))
-    assert tally.received == 9  # both replays reached the processor
-    assert tally.duplicates_suppressed == len(documents)  # the second replay's copies
+    assert tally.received == 12  # every replay reached the processor
+    assert tally.duplicates_suppressed == 2 * len(documents)  # the later replays' copies
     assert tally.rejected["not_json"] == 3  # still invalid: rejected again, never published
-    assert tally.quarantined == 3  # and quarantined again, body unchanged, with the replays' message ids
-    bodies = Counter(item.message.body for item in _everything(local))
-    assert bodies == {still_invalid: 4, **{m.body: 1 for m in messages}}
+    assert tally.quarantined == 3  # and quarantined again, body unchanged, once per replay (not doubling)
+    everything = _everything(local)
+    assert Counter(item.message.body for item in everything) == {still_invalid: 4, **{m.body: 1 for m in messages}}
+    copies = [item.message for item in everything if item.message.replayed_message_id is not None]
+    invalid_id = next(item.message.message_id for item in everything if item.message.body == still_invalid)
+    assert [copy.replayed_message_id for copy in copies] == [invalid_id] * 3  # each names the first rejection
+    assert all((copy.replayed_from or "").startswith(f"s3://{local.bucket}/rejected/") for copy in copies)
     assert queue_depth(local.client("sqs"), local.dlq_url).total == 0

@@ -14,9 +14,9 @@ import boto3
 from devkit.sqs_limits import SQS_MAX_BYTES, SizeLimitedSqs, counted_bytes
 from ops.dlq import REDRIVEN_FROM, redrive
 from ops.pacing import Pacer
-from ops.quarantine import REPLAYED_FROM, REPLAYED_MESSAGE_ID, Found, replay
+from ops.quarantine import Found, replay
 from ops.sending import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, Outgoing
-from telemetry_adapter.quarantine_format import QuarantinedMessage
+from telemetry_adapter.quarantine_format import REPLAYED_FROM, REPLAYED_MESSAGE_ID, QuarantinedMessage
 from tests.conftest import REGION
 
 ONE_MIB = 1024 * 1024
