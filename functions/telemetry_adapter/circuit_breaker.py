@@ -163,7 +163,7 @@ def batch_outcome(
     claim_skipped: bool,
     put_calls: int,
     records_sent: int,
-    cause: Outcome | None = None,
+    cause: Outcome | None,
 ) -> Outcome:
     """What a batch says about the dependencies: the ledger failed (claim or outcome), every
     PutRecords call failed (calls made, no record stored), it reached them and they answered, or

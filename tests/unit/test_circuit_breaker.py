@@ -141,7 +141,12 @@ def test_what_a_batch_says_about_the_dependencies(
     admission: Admission, ledger_failed: bool, claim_skipped: bool, calls: int, sent: int, expected: Outcome
 ) -> None:
     outcome = batch_outcome(
-        admission, ledger_failed=ledger_failed, claim_skipped=claim_skipped, put_calls=calls, records_sent=sent
+        admission,
+        ledger_failed=ledger_failed,
+        claim_skipped=claim_skipped,
+        put_calls=calls,
+        records_sent=sent,
+        cause=Outcome.LEDGER_FAILED,
     )
     assert outcome is expected
 
