@@ -89,14 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         "move messages back to the submissions queue, paced",
         "Move dead-lettered messages back to the submissions queue at a chosen rate: each is deleted from the "
         "dead-letter queue only once its copy is in the queue. Refused while the stack's health answer is "
-        "failing (the messages would only fail again), unless --force.",
+        "failing or reports an open circuit breaker (the messages would only fail again), unless --force.",
     )
     _rate_flag(redrive, "messages moved")
     redrive.add_argument(
         "--limit", type=integer(1, 1_000_000), default=None, help="at most this many [default: what waits at the start]"
     )
     redrive.add_argument("--dry-run", action="store_true", help="show what would move; move nothing")
-    redrive.add_argument("--force", action="store_true", help="redrive even if the stack's health is failing")
+    redrive.add_argument(
+        "--force",
+        action="store_true",
+        help="redrive even if the stack's health is failing or a circuit breaker is open",
+    )
     redrive.set_defaults(run=commands.dlq_redrive)
 
     kept = groups.add_parser(
@@ -132,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         "send quarantined bodies back to the queue",
         "Send quarantined bodies, unchanged, back to the submissions queue (attributes ReplayedFrom and "
-        "ReplayedMessageId say where from), paced. The processor decides again: a body it now accepts is "
-        "published once however often it is replayed; one it still rejects is quarantined again.",
+        "ReplayedMessageId say where from), paced, each originally rejected message once. The processor "
+        "decides again: a body it now accepts is published once however often it is replayed; one it still "
+        "rejects is quarantined again.",
     )
     _filter_flags(replaying, limit=1_000)
     replaying.add_argument("--key", action="append", help="only messages of this object (repeatable)")
@@ -142,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-invalid",
         action="store_true",
         help="leave out bodies this version's decoder still rejects (the deployed processor may differ)",
+    )
+    replaying.add_argument(
+        "--include-replays",
+        action="store_true",
+        help="send every chosen record; by default a record an earlier replay quarantined again is left out "
+        "when another record of the same original message is chosen (each original is sent once)",
+    )
+    replaying.add_argument(
+        "--force",
+        action="store_true",
+        help="send conflicting_duplicate bodies too: left out by default, since their submission id was "
+        "published with other content, and once the ledger's retention has passed a replay would publish "
+        "a second, different content under the same submission and event ids",
     )
     _rate_flag(replaying, "messages sent")
     replaying.add_argument("--dry-run", action="store_true", help="show what would be sent; send nothing")

@@ -74,23 +74,41 @@ def dlq_redrive(args: argparse.Namespace, target: Target, out: TextIO) -> int:
     out.write(f"moved {result.moved} messages to {queue_url}\n")
     for message_id, code in sorted(result.failed.items()):
         sys.stderr.write(f"not moved (still in the dead-letter queue): {message_id}: {code}\n")
+    for message_id in result.without_attribute:
+        sys.stderr.write(f"moved without its RedrivenFrom attribute (no room under SQS's 1 MiB): {message_id}\n")
     for message_id in result.not_deleted:
         sys.stderr.write(f"copied but not deleted (it will come back; the ledger publishes it once): {message_id}\n")
     return 1 if result.failed or result.not_deleted else 0
 
 
 def _health_refusal(target: Target, force: bool) -> str | None:
-    """Why a redrive must not start now, or None. A failing stack would send the messages round again."""
+    """Why a redrive must not start now, or None. A failing stack, or one whose processors' circuit
+    breakers are open (a Kinesis outage makes the answer only ``degraded``), would send the messages
+    round again."""
     try:
         answer = stack_functions(target).health()
     except OperationError as error:
         if force:
             return None
         return f"refused: cannot tell whether the stack is healthy ({error}); --force redrives anyway"
-    status = answer.get("status")
-    if status != "failing" or force:
+    if force:
         return None
+    status = answer.get("status")
     checks = answer.get("checks") or {}
+    breaker = checks.get("circuit_breaker")
+    if (
+        status != "failing"
+        and isinstance(breaker, dict)
+        and breaker.get("status") != "ok"
+        and breaker.get("reason") == "open"
+    ):
+        return (
+            f"refused: {breaker.get('open', 0)} processors report an open circuit breaker "
+            f"({breaker.get('half_open', 0)} half-open): a dependency is down and the messages would only fail "
+            "again; wait for it to close, or --force to redrive anyway"
+        )
+    if status != "failing":
+        return None
     failing = sorted(
         name for name, check in checks.items() if isinstance(check, dict) and check.get("status") == "failing"
     )
@@ -180,6 +198,21 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
     items = list(_found(args, target, "quarantine replay"))
     if args.skip_invalid:
         items = [item for item in items if inspect_body(item.message.body).valid]
+    if not args.include_replays:
+        items, repeats = quarantine.one_per_original(items)
+        if repeats:
+            sys.stderr.write(
+                f"left out {len(repeats)} messages quarantined again by an earlier replay of a message also "
+                "chosen (each original is sent once); --include-replays sends them too\n"
+            )
+    if not args.force:
+        items, conflicts = quarantine.without_conflicts(items)
+        if conflicts:
+            sys.stderr.write(
+                f"left out {len(conflicts)} conflicting_duplicate messages: their submission id was published with "
+                "other content, and once the ledger forgets it a replay would publish a second content under the "
+                "same ids; --force sends them anyway\n"
+            )
     for item in items:
         line = f"{report.found_line(item)}  decoder now: {report.verdict(inspect_body(item.message.body))}"
         out.write(("would send " if args.dry_run else "sending ") + line + "\n")
@@ -188,6 +221,8 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: TextIO) -> 
         return 0
     result = quarantine.replay(target.client("sqs"), queue_url, bucket, items, pacer=Pacer(args.rate))
     out.write(f"sent {result.sent} messages to {queue_url}\n")
+    for reference in result.without_attributes:
+        sys.stderr.write(f"sent without some Replayed* attributes (no room under SQS's 1 MiB): {reference}\n")
     for reference, code in sorted(result.failed.items()):
         sys.stderr.write(f"not sent: {reference}: {code}\n")
     return 1 if result.failed else 0

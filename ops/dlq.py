@@ -11,8 +11,10 @@ A message expires a retention period after its ORIGINAL send to the submissions 
 ``StartMessageMoveTask``: the move task cannot be exercised by the local stack (moto does not
 implement it), so it could not be tested here, and the loop adds what the task lacks: a message is
 deleted from the DLQ only after SQS took its copy (a failed send leaves it visible in the DLQ), each
-copy carries a ``RedrivenFrom`` attribute naming the message it came from, and the run ends after
-the number of messages the DLQ held when it started (or ``--limit``), even if messages keep coming.
+copy carries a ``RedrivenFrom`` attribute naming the message it came from (unless the body leaves no
+room for it under SQS's 1 MiB, which counts attributes too: then it goes without, and is reported),
+and the run ends after the number of messages the DLQ held when it started (or ``--limit``), even if
+messages keep coming.
 Like the move task, it starts each message's retention clock again. A copy sent whose original could
 not be deleted is delivered twice: the ledger publishes it once.
 """
@@ -26,7 +28,7 @@ from typing import Any
 
 from ops.bodies import BodyView, inspect_body
 from ops.pacing import Pacer
-from ops.sending import Outgoing, send, with_attributes
+from ops.sending import Outgoing, send
 
 PEEK_VISIBILITY_SECONDS = 30
 """How long a peeked message is hidden at most, if the tool dies before it makes it visible again."""
@@ -163,6 +165,8 @@ class RedriveResult:
     """Message id -> error code, for copies SQS did not take (those messages stay in the DLQ)."""
     not_deleted: list[str] = field(default_factory=list)
     """Messages copied but not deleted from the DLQ (they will be redriven twice; the ledger copes)."""
+    without_attribute: list[str] = field(default_factory=list)
+    """Messages moved without ``RedrivenFrom``: their body left no room for it under SQS's 1 MiB."""
 
 
 def redrive(
@@ -190,12 +194,14 @@ def redrive(
             Outgoing(
                 key=message["MessageId"],
                 body=message["Body"],
-                attributes=with_attributes(message.get("MessageAttributes"), {REDRIVEN_FROM: message["MessageId"]}),
+                attributes=message.get("MessageAttributes") or {},
+                added={REDRIVEN_FROM: message["MessageId"]},
             )
             for message in batch
         ]
-        taken, errors = send(sqs, queue_url, copies)
+        taken, errors, stripped = send(sqs, queue_url, copies)
         result.failed.update(errors)
+        result.without_attribute.extend(stripped)
         make_visible(sqs, dlq_url, [message for message in batch if message["MessageId"] in errors])
         copied = [message for message in batch if message["MessageId"] in set(taken)]
         result.not_deleted.extend(_delete(sqs, dlq_url, copied))

@@ -6,9 +6,13 @@ a time range is one listing from its first hour's prefix to its last, and each m
 once. A filter on reason, device or submission is applied to the messages inside.
 
 **Replay** sends each chosen body, unchanged, to the submissions queue with attributes saying where
-it came from (``ReplayedFrom``: the object, ``ReplayedMessageId``: the rejected message's id). The
+it came from (``ReplayedFrom``: the object, ``ReplayedMessageId``: the id of the message first
+rejected), as far
+as the body leaves room for them under SQS's 1 MiB, which counts attributes too. The
 processor decides again: a body it now accepts is published once, however often it is replayed (the
-ledger knows the submission), and one it still rejects is quarantined again.
+ledger knows the submission), and one it still rejects is quarantined again. A
+``conflicting_duplicate`` is left out unless forced (:func:`without_conflicts` says why), and each
+originally rejected message is sent once, not once per earlier replay (:func:`one_per_original`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ops.pacing import Pacer
-from ops.sending import Outgoing, send, with_attributes
-from telemetry_adapter.quarantine_format import KEY_PREFIX, QuarantinedMessage, decode, hour_prefix
+from ops.sending import Outgoing, send
+from telemetry_adapter.quarantine_format import (
+    KEY_PREFIX,
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    decode,
+    hour_prefix,
+)
 
-REPLAYED_FROM = "ReplayedFrom"
-"""Attribute on every replayed message: ``s3://<bucket>/<key>`` of the object it came from."""
-REPLAYED_MESSAGE_ID = "ReplayedMessageId"
-"""Attribute on every replayed message: the id of the message that was rejected."""
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+"""The reason replay leaves out unless forced (:func:`without_conflicts`)."""
 _PAGE_SIZE = 1000
 
 
@@ -110,6 +119,39 @@ def find(
                     return
 
 
+def without_conflicts(items: Sequence[Found]) -> tuple[list[Found], list[Found]]:
+    """The items to replay and the ``conflicting_duplicate`` ones left out.
+
+    Such a body can never be replayed usefully. While the ledger holds the submission's first content
+    it is rejected again (and quarantined again); once the ledger's clean-up has deleted that row
+    (``ledgerRetentionDays``, 18 days by default, while the quarantine keeps 30), it would be accepted
+    and publish a second, different content under the same submission id, and so under event ids
+    consumers already hold for other events. The sensor that reused the id is what needs fixing."""
+    kept = [item for item in items if item.message.reason != CONFLICTING_DUPLICATE]
+    left_out = [item for item in items if item.message.reason == CONFLICTING_DUPLICATE]
+    return kept, left_out
+
+
+def one_per_original(items: Sequence[Found]) -> tuple[list[Found], list[Found]]:
+    """The items to replay, one per originally rejected message, and the repeats left out.
+
+    A body still rejected on replay is quarantined again as a new record (naming the original, see
+    ``QuarantinedMessage.original_id``). Without this, the next replay over the same range would send
+    the original and its copy, and each run would double what it sends and stores. The first item of
+    each original is kept: ``find`` yields the oldest first, so that is the original when it is chosen."""
+    seen: set[str] = set()
+    kept: list[Found] = []
+    repeats: list[Found] = []
+    for item in items:
+        original = item.message.original_id
+        if original in seen:
+            repeats.append(item)
+        else:
+            seen.add(original)
+            kept.append(item)
+    return kept, repeats
+
+
 @dataclass
 class ReplayResult:
     """What a replay sent."""
@@ -117,6 +159,9 @@ class ReplayResult:
     sent: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     """``<key>#<message id>`` -> error code, for bodies SQS did not take."""
+    without_attributes: list[str] = field(default_factory=list)
+    """``<key>#<message id>`` of bodies sent without some of their ``Replayed*`` attributes: the body
+    left no room for them under SQS's 1 MiB, which counts attributes too."""
 
 
 def replay(
@@ -137,16 +182,14 @@ def replay(
             Outgoing(
                 key=reference(item),
                 body=item.message.body,
-                attributes=with_attributes(
-                    None,
-                    {REPLAYED_FROM: f"s3://{bucket}/{item.key}", REPLAYED_MESSAGE_ID: item.message.message_id},
-                ),
+                added={REPLAYED_MESSAGE_ID: item.message.original_id, REPLAYED_FROM: f"s3://{bucket}/{item.key}"},
             )
             for item in group
         ]
-        taken, errors = send(sqs, queue_url, copies)
+        taken, errors, stripped = send(sqs, queue_url, copies)
         result.sent += len(taken)
         result.failed.update(errors)
+        result.without_attributes.extend(stripped)
     return result
 
 

@@ -84,7 +84,14 @@ class Target:
         import boto3
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60)
+        # S3 at its regional name in us-east-1 too, as the processor's quarantine client (botocore's
+        # default there is the global name); other services ignore the setting.
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"us_east_1_regional_endpoint": "regional"},
+        )
         if self.local_credentials:
             session = boto3.session.Session(
                 region_name=self.region,

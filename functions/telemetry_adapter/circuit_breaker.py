@@ -13,7 +13,13 @@ the breaker, failure opens it again for another cooldown.
 
 A batch that never reaches the dependencies (nothing valid to claim, or no time left to claim it)
 says nothing about them and changes nothing; a probe like that leaves the breaker half-open for the
-next batch.
+next batch. So does a probe that never called the dependency that opened the breaker (a breaker
+Kinesis opened, probed by a batch of duplicates only: the ledger answered, Kinesis was not asked).
+
+A probe is always settled: a probe batch that crashes (an exception escaping the pipeline) counts as a
+failed probe (:meth:`CircuitBreaker.abandon`), and a probe not settled within ``cooldown_seconds``
+(its invocation died with it) is given up, so the next batch probes. Otherwise one lost probe would
+refuse every batch of the execution environment for the rest of its life.
 """
 
 from __future__ import annotations
@@ -71,7 +77,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._failures = 0
         self._opened_at: float | None = None
-        self._probing = False
+        self._probing_since: float | None = None
+        """When the probe now running was admitted; None while no probe runs."""
         self.cause: Outcome | None = None
         """The failure that last opened the breaker (ledger or Kinesis); None while closed."""
         self.times_opened = 0
@@ -89,16 +96,26 @@ class CircuitBreaker:
             state = self._state()
             if state is BreakerState.CLOSED:
                 return Admission.PASSED
-            if state is BreakerState.HALF_OPEN and not self._probing:
-                self._probing = True
+            if state is BreakerState.HALF_OPEN and not self._probe_running():
+                self._probing_since = self._clock()
                 return Admission.PROBE
             return Admission.REFUSED
+
+    def abandon(self, admission: Admission) -> BreakerState:
+        """Settle a batch that ended without an outcome (an exception escaped it): a probe counts as a
+        failed one (open again for a whole cooldown, for the cause that opened it); any other batch says
+        nothing about the dependencies."""
+        with self._lock:
+            if admission is Admission.PROBE and self._probing_since is not None:
+                self._probing_since = None
+                self._open(self.cause or Outcome.LEDGER_FAILED)
+            return self._state()
 
     def record(self, admission: Admission, outcome: Outcome) -> BreakerState:
         """Take one batch's outcome into account; return the state after it."""
         with self._lock:
             if admission is Admission.PROBE:
-                self._probing = False
+                self._probing_since = None
                 if outcome.failed:
                     self._open(outcome)
                 elif outcome is Outcome.SUCCEEDED:
@@ -113,6 +130,12 @@ class CircuitBreaker:
                 elif outcome is Outcome.SUCCEEDED:
                     self._failures = 0
             return self._state()
+
+    def _probe_running(self) -> bool:
+        """Whether a probe was admitted and has not been settled, nor lost (older than a cooldown)."""
+        if self._probing_since is None:
+            return False
+        return self._clock() - self._probing_since < self._settings.cooldown_seconds
 
     def _state(self) -> BreakerState:
         if self._opened_at is None:
@@ -134,15 +157,27 @@ class CircuitBreaker:
 
 
 def batch_outcome(
-    admission: Admission, *, ledger_failed: bool, claim_skipped: bool, put_calls: int, records_sent: int
+    admission: Admission,
+    *,
+    ledger_failed: bool,
+    claim_skipped: bool,
+    put_calls: int,
+    records_sent: int,
+    cause: Outcome | None,
 ) -> Outcome:
     """What a batch says about the dependencies: the ledger failed (claim or outcome), every
     PutRecords call failed (calls made, no record stored), it reached them and they answered, or
-    nothing (never admitted, refused, or stopped by the budget before the claim)."""
+    nothing (never admitted, refused, or stopped by the budget before the claim).
+
+    ``cause`` is what opened the breaker: a probe of a breaker Kinesis opened that made no PutRecords
+    call (duplicates only, or submissions busy elsewhere) learnt nothing about Kinesis, so it is silent
+    and the next batch probes; were it a success, it would close the breaker on a stream still down."""
     if admission in (Admission.NOT_ASKED, Admission.REFUSED) or claim_skipped:
         return Outcome.SILENT
     if ledger_failed:
         return Outcome.LEDGER_FAILED
     if put_calls > 0 and records_sent == 0:
         return Outcome.KINESIS_FAILED
+    if admission is Admission.PROBE and cause is Outcome.KINESIS_FAILED and put_calls == 0:
+        return Outcome.SILENT
     return Outcome.SUCCEEDED

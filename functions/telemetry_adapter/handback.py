@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any, Protocol, cast
 
 from telemetry_adapter.errors import error_code
+from telemetry_adapter.observability import logger
 from telemetry_adapter.time_budget import (
     HANDBACK_CALL_TIMEOUT_MS,
     HANDBACK_CONNECT_TIMEOUT_SECONDS,
@@ -35,8 +36,13 @@ MAX_BYTES_PER_CALL = 1024 * 1024
 """SendMessageBatch's limits: ten messages, 1 MiB (1,048,576 bytes) of payload in all, the SQS maximum
 since 2025; the stack sets the queue's ``MaximumMessageSize`` to the same (a template test holds them
 together), so a group packed to this size is never refused as a whole."""
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""SQS's limit for one message, its body and its message attributes together (name, type and value
+of each count). A body the processor accepts can be up to ``MAX_BODY_BYTES`` (1 MiB) on its own."""
 HANDED_BACK_FROM = "HandedBackFrom"
-"""Message attribute on every copy: the id of the message it continues (for operators reading a queue)."""
+"""Message attribute on a copy: the id of the message it continues (for operators reading a queue).
+Left out when the body leaves no room for it under :data:`MAX_MESSAGE_BYTES`: a copy is never refused
+for our bookkeeping."""
 
 
 class SqsClient(Protocol):
@@ -75,17 +81,20 @@ class QueueHandBack:
         refused, the error code. Copies left unsent for lack of time are in neither."""
         taken: set[str] = set()
         errors: dict[str, str] = {}
-        for group in _groups(copies):
+        for sized in _groups([_Entry.of(copy) for copy in copies]):
             if not may_send():
                 break
             entries = [
-                {
-                    "Id": str(index),
-                    "MessageBody": copy.body,
-                    "MessageAttributes": {HANDED_BACK_FROM: {"DataType": "String", "StringValue": copy.message_id}},
-                }
-                for index, copy in enumerate(group)
+                {"Id": str(index), "MessageBody": entry.copy.body, "MessageAttributes": entry.attributes}
+                for index, entry in enumerate(sized)
             ]
+            for entry in sized:
+                if not entry.attributes:
+                    logger.info(
+                        "hand-back copy sent without its attribute: the body leaves no room for it",
+                        extra={"message_id": entry.copy.message_id, "attribute": HANDED_BACK_FROM},
+                    )
+            group = [entry.copy for entry in sized]
             try:
                 send = partial(self._client.send_message_batch, QueueUrl=self.queue_url, Entries=entries)
                 response = self._limit.call(send, self.call_seconds)
@@ -116,19 +125,34 @@ def sqs_client() -> SqsClient:
     return cast(SqsClient, boto3.client("sqs", config=config))
 
 
-def _groups(copies: Sequence[Copy]) -> list[list[Copy]]:
-    """Copies in request-sized groups (at most ten, at most 1 MiB of bodies; a larger one alone)."""
-    groups: list[list[Copy]] = []
-    current: list[Copy] = []
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A copy as sent: its attributes (none when they would not fit) and its size as SQS counts it."""
+
+    copy: Copy
+    attributes: dict[str, dict[str, str]]
+    size: int
+
+    @classmethod
+    def of(cls, copy: Copy) -> _Entry:
+        body = len(copy.body.encode("utf-8", errors="surrogatepass"))
+        attribute = len(HANDED_BACK_FROM) + len("String") + len(copy.message_id.encode("utf-8"))
+        if body + attribute > MAX_MESSAGE_BYTES:
+            return cls(copy, {}, body)
+        return cls(copy, {HANDED_BACK_FROM: {"DataType": "String", "StringValue": copy.message_id}}, body + attribute)
+
+
+def _groups(entries: Sequence[_Entry]) -> list[list[_Entry]]:
+    """Entries in request-sized groups (at most ten, at most 1 MiB in all, attributes counted)."""
+    groups: list[list[_Entry]] = []
+    current: list[_Entry] = []
     size = 0
-    for copy in copies:
-        # SQS counts the attributes into the request size: name, type and value.
-        body_size = len(copy.body.encode("utf-8")) + len(HANDED_BACK_FROM) + len("String") + len(copy.message_id)
-        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + body_size > MAX_BYTES_PER_CALL):
+    for entry in entries:
+        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + entry.size > MAX_BYTES_PER_CALL):
             groups.append(current)
             current, size = [], 0
-        current.append(copy)
-        size += body_size
+        current.append(entry)
+        size += entry.size
     if current:
         groups.append(current)
     return groups

@@ -185,15 +185,23 @@ class BatchPipeline:
         """Process one batch of SQS records within the deadline; never raises for a bad message.
 
         However the batch ends (early returns included), its rejected messages go to the quarantine
-        last, in one write, and are acknowledged only if they were stored (:meth:`_quarantine`)."""
-        report = self._decide(records, deadline)
-        self._quarantine(report, deadline)
+        last, in one write, and are acknowledged only if they were stored (:meth:`_quarantine`).
+
+        Should an exception escape all the same (a bug, a MemoryError), the circuit breaker is settled
+        before it propagates: a probe batch that crashed counts as a failed probe, so the breaker
+        never stays waiting for an outcome that will not come (``conclude`` is never called then)."""
+        report = BatchReport(received=len(records))
+        try:
+            self._decide(records, deadline, report)
+            self._quarantine(report, deadline)
+        except BaseException:
+            self.breaker.abandon(report.admission)
+            raise
         return report
 
-    def _decide(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
-        """Decode, claim, publish and record the batch; settle every message but the rejected ones'
-        storage."""
-        report = BatchReport(received=len(records))
+    def _decide(self, records: Sequence[Mapping[str, Any]], deadline: Deadline, report: BatchReport) -> None:
+        """Decode, claim, publish and record the batch into ``report``; settle every message but the
+        rejected ones' storage."""
         # The first copy of each (id, content) pair is its primary; exact copies follow its fate. Copies
         # of one id with different contents are separate primaries, decided by the ledger alone.
         primaries: dict[ClaimKey, _Message] = {}
@@ -208,13 +216,13 @@ class BatchPipeline:
                 primaries[message.key] = message
         if not primaries:
             self._heartbeat(report, deadline)
-            return report
+            return
 
         report.admission = self.breaker.admit()
         if report.admission is Admission.REFUSED:  # fail fast: no claim, no PutRecords
             for message in [*primaries.values(), *followers]:
                 _fail(report, message, _Fate(False, failure=Failure.BREAKER_OPEN, error=self.breaker.cause))
-            return report
+            return
         owner = f"invocation-{uuid.uuid4()}"
         try:
             if not deadline.may_start_work():
@@ -230,21 +238,20 @@ class BatchPipeline:
             report.claim_skipped = True
             for message in [*primaries.values(), *followers]:
                 _fail(report, message, _Fate(False, failure=Failure.DEADLINE, error="BudgetExhausted"))
-            return report
+            return
         except Exception as error:
             logger.exception("ledger claim failed; the batch's valid messages will be redelivered")
             report.ledger_failed = True
             report.ledger_error = error_code(error)
             for message in [*primaries.values(), *followers]:
                 _fail(report, message, _Fate(False, failure=Failure.LEDGER_FAILED, error=report.ledger_error))
-            return report
+            return
 
         jobs = self._publish(primaries, claims, deadline, report)
         recorded = self._record_outcome(jobs, claims, owner, report, deadline)
         fates, continuing = self._settle_primaries(primaries, claims, jobs, recorded, report)
         self._hand_back(continuing, claims=claims, jobs=jobs, fates=fates, report=report, deadline=deadline)
         self._settle_followers(followers, fates, report)
-        return report
 
     def _quarantine(self, report: BatchReport, deadline: Deadline) -> None:
         """Store the batch's rejected messages in one write before they are acknowledged (guarantee 5).
@@ -452,6 +459,7 @@ class BatchPipeline:
             claim_skipped=report.claim_skipped,
             put_calls=report.publish.calls + report.publish.calls_blocked,  # a blocked call failed, unanswered
             records_sent=report.publish.records_sent,
+            cause=self.breaker.cause,
         )
         report.breaker_state = self.breaker.record(report.admission, outcome)
         kinesis_open = report.breaker_state is not BreakerState.CLOSED and self.breaker.cause is Outcome.KINESIS_FAILED

@@ -19,11 +19,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from telemetry_adapter.message_log import MessageIdentity
 from telemetry_adapter.observability import logger
-from telemetry_adapter.quarantine_format import CONTENT_ENCODING, CONTENT_TYPE, QuarantinedMessage, encode, object_key
+from telemetry_adapter.quarantine_format import (
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    encode,
+    object_key,
+)
 from telemetry_adapter.rejections import Reason
 from telemetry_adapter.time_budget import (
     QUARANTINE_CALL_TIMEOUT_MS,
@@ -33,6 +41,11 @@ from telemetry_adapter.time_budget import (
 )
 from telemetry_adapter.wall_clock import WallClockLimit
 
+S3_US_EAST_1_ENDPOINT: Final = "regional"
+"""S3 at its regional name in us-east-1 too (``<bucket>.s3.us-east-1.amazonaws.com``). botocore's
+default there is the global ``s3.amazonaws.com``, which the VPC's S3 interface endpoint does not
+answer for: its private DNS covers the regional names only, and the functions have no other way out
+(no NAT), so every write would time out. Other regions resolve to their regional name anyway."""
 SERVER_SIDE_ENCRYPTION = "AES256"
 """The bucket's own encryption (S3-managed keys), asked for explicitly on every object."""
 
@@ -69,6 +82,8 @@ class Rejection:
             receive_count=_integer(attributes.get("ApproximateReceiveCount")),
             submission_id=self.identity.submission_id,
             device_id=self.identity.device_id,
+            replayed_from=_string_attribute(self.record, REPLAYED_FROM),
+            replayed_message_id=_string_attribute(self.record, REPLAYED_MESSAGE_ID),
         )
 
 
@@ -137,8 +152,17 @@ def s3_client(
         retries={"total_max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        s3={"us_east_1_regional_endpoint": S3_US_EAST_1_ENDPOINT},
     )
     return cast(S3Client, boto3.client("s3", config=config))
+
+
+def _string_attribute(record: Mapping[str, Any], name: str) -> str | None:
+    """A string message attribute of an SQS event record (Lambda's ``stringValue`` shape), or None."""
+    attributes = record.get("messageAttributes")
+    value = attributes.get(name) if isinstance(attributes, Mapping) else None
+    text = value.get("stringValue") if isinstance(value, Mapping) else None
+    return text if isinstance(text, str) else None
 
 
 def _sent_at(value: object) -> str | None:

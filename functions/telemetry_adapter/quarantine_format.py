@@ -23,6 +23,13 @@ KEY_PREFIX = "rejected/"
 CONTENT_TYPE = "application/x-ndjson"
 CONTENT_ENCODING = "gzip"
 FORMAT_VERSION = 1
+REPLAYED_FROM = "ReplayedFrom"
+"""Message attribute the operators' tool puts on a replayed body: ``s3://<bucket>/<key>`` of the object
+it came from. The processor keeps it in the record when it rejects the body again."""
+REPLAYED_MESSAGE_ID = "ReplayedMessageId"
+"""Message attribute the operators' tool puts on a replayed body: the id of the message first rejected
+(a replay of a replay still names the first). Kept in the record like ``ReplayedFrom``, so a later
+replay sends each original once, not once per earlier replay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,16 @@ class QuarantinedMessage:
     device_id: str | None = None
     """Set when the body was parsed far enough to read it."""
     format_version: int = FORMAT_VERSION
+    replayed_from: str | None = None
+    """Set when the message was a replay (its ``ReplayedFrom`` attribute): the object it came from."""
+    replayed_message_id: str | None = None
+    """Set when the message was a replay (its ``ReplayedMessageId`` attribute): the first rejected
+    message's id."""
+
+    @property
+    def original_id(self) -> str:
+        """The id of the message first rejected with this body: its own, unless it was a replay."""
+        return self.replayed_message_id or self.message_id
 
 
 def object_key(written_at: datetime, batch_id: str) -> str:

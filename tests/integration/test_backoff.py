@@ -19,7 +19,7 @@ import pytest
 
 from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis
-from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock
+from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock, sqs_record
 from devkit.pgproxy import LatencyProxy, latency_proxy
 from processor.handler import handle_batch
 from telemetry_adapter.backoff import NO_TIME, VisibilityBackoff
@@ -116,6 +116,11 @@ def pipeline_for(
     breaker = CircuitBreaker(BREAKER, clock=clock.now) if clock else None
     publisher = OrderedPublisher(kinesis, STREAM, PUBLISH)
     return BatchPipeline(settings, ledger, publisher, backoff=backoff, breaker=breaker)
+
+
+def breaker_state(pipeline: BatchPipeline) -> BreakerState:
+    """The breaker's state, read through a call (each read asks the clock again)."""
+    return pipeline.breaker.state
 
 
 def handle(pipeline: BatchPipeline, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -249,6 +254,52 @@ def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes
     assert recorder.order_violations() == []
 
 
+class Crash(BaseException):
+    """Something no handler catches (as a MemoryError in the wrong place, or a bug, would escape)."""
+
+
+class CrashingKinesis:
+    """The real Kinesis client, whose next PutRecords raises :class:`Crash` once ``armed``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.armed = False
+
+    def put_records(self, **request: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            raise Crash("the probe batch crashed")
+        return self.client.put_records(**request)
+
+
+def test_a_probe_batch_that_crashes_is_a_failed_probe_and_never_wedges_the_breaker(
+    queue: tuple[Any, str], proxy: LatencyProxy, kinesis: Any
+) -> None:
+    sqs, queue_url = queue
+    clock = VirtualClock()
+    crashing = CrashingKinesis(kinesis)
+    pipeline = pipeline_for(proxy.url, crashing, None, clock=clock)
+    send(sqs, queue_url, 2)
+    records = receive(sqs, queue_url)
+    proxy.refuse_connections()
+    for _ in range(BREAKER.failures_to_open):
+        handle(pipeline, records)
+    assert breaker_state(pipeline) is BreakerState.OPEN
+    proxy.accept_connections()
+    clock.advance(BREAKER.cooldown_seconds)
+    crashing.armed = True
+    with pytest.raises(Crash):  # the probe's invocation dies: conclude is never called
+        handle(pipeline, records)
+    assert breaker_state(pipeline) is BreakerState.OPEN  # a failed probe: open for another cooldown
+    assert pipeline.breaker.times_opened == 2
+    clock.advance(BREAKER.cooldown_seconds)  # the next batch probes, finds everything back, and closes it
+    # (new submissions: the crashed probe's claim still holds its own for the rest of their lease)
+    rng = random.Random(99)
+    fresh = [sqs_record(fleet.encode(fleet.submission(rng, device))) for device in fleet.device_ids(2, seed=99)]
+    assert handle(pipeline, fresh) == {"batchItemFailures": []}
+    assert breaker_state(pipeline) is BreakerState.CLOSED
+
+
 def test_a_kinesis_outage_opens_the_breaker_and_the_heartbeat_says_so(
     queue: tuple[Any, str], clean_database: str, kinesis: Any
 ) -> None:
@@ -262,3 +313,28 @@ def test_a_kinesis_outage_opens_the_breaker_and_the_heartbeat_says_so(
     assert pipeline.ledger.circuit_breaker_states(60) == {"open": 1}
     handle(pipeline, records)  # refused, and the heartbeat written again while open
     assert pipeline.ledger.circuit_breaker_states(60) == {"open": 1}
+
+
+def test_a_probe_that_never_calls_kinesis_leaves_a_breaker_kinesis_opened_half_open(
+    queue: tuple[Any, str], clean_database: str, kinesis: Any
+) -> None:
+    sqs, queue_url = queue
+    clock = VirtualClock()
+    flaky = FlakyKinesis(kinesis)
+    pipeline = pipeline_for(clean_database, flaky, None, clock=clock)
+    send(sqs, queue_url, 1)
+    published = receive(sqs, queue_url)
+    assert handle(pipeline, published) == {"batchItemFailures": []}  # completed in the ledger
+    flaky.record_failure_rate = 1.0  # Kinesis goes down
+    rng = random.Random(5)
+    fresh = [sqs_record(fleet.encode(fleet.submission(rng, device))) for device in fleet.device_ids(1, seed=5)]
+    for _ in range(BREAKER.failures_to_open):
+        handle(pipeline, fresh)
+    assert (breaker_state(pipeline), pipeline.breaker.cause) == (BreakerState.OPEN, Outcome.KINESIS_FAILED)
+    clock.advance(BREAKER.cooldown_seconds)
+    calls = flaky.faults.records_failed
+    assert handle(pipeline, published) == {"batchItemFailures": []}  # the probe: a duplicate, no PutRecords
+    assert flaky.faults.records_failed == calls
+    assert breaker_state(pipeline) is BreakerState.HALF_OPEN  # Kinesis was not asked: still unknown
+    assert len(handle(pipeline, fresh)["batchItemFailures"]) == 1  # the next batch probes Kinesis
+    assert breaker_state(pipeline) is BreakerState.OPEN

@@ -19,9 +19,10 @@ import pytest
 from devkit import fleet
 from devkit.kinesis import RecordingKinesis, read_stream
 from devkit.lambda_shapes import QUEUE_ARN, LambdaContext, VirtualClock, sqs_record
+from devkit.sqs_limits import SQS_MAX_BYTES, SizeLimitedSqs
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
-from telemetry_adapter.handback import HANDED_BACK_FROM, QueueHandBack
+from telemetry_adapter.handback import HANDED_BACK_FROM, Copy, QueueHandBack
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.pipeline import BatchPipeline
@@ -203,3 +204,25 @@ def _context_deadline(clock: VirtualClock, timeout_ms: int = 60_000) -> Any:
     return Deadline.from_context(
         LambdaContext(timeout_ms=timeout_ms, clock=clock.now), default_ms=timeout_ms, margin_ms=13_000
     )
+
+
+def test_a_body_that_leaves_no_room_for_the_attribute_is_handed_back_without_it(aws: None) -> None:
+    """SQS counts attributes into the 1 MiB (moto does not: ``SizeLimitedSqs`` does, as SQS)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="submissions", Attributes={"MaximumMessageSize": str(SQS_MAX_BYTES)})["QueueUrl"]
+    limited = SizeLimitedSqs(sqs)
+    full = Copy("m-full", "x" * SQS_MAX_BYTES)  # as large as the processor accepts
+    near = Copy("m-near", "y" * (SQS_MAX_BYTES - 20))  # room for 20 bytes; the attribute takes 26
+    small = Copy("m-small", "{}")
+    taken, errors = QueueHandBack(limited, queue).send([full, near, small])
+    assert (taken, errors, limited.refused) == ({"m-full", "m-near", "m-small"}, {}, 0)
+    received = []
+    for _ in range(10):
+        answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        received.extend(answer.get("Messages", []))
+        if len(received) == 3:
+            break
+    attributes = {message["Body"][:1]: message.get("MessageAttributes", {}) for message in received}
+    assert attributes["x"] == {}
+    assert attributes["y"] == {}
+    assert attributes["{"][HANDED_BACK_FROM]["StringValue"] == "m-small"

@@ -12,6 +12,8 @@ import pytest
 from devkit import fleet
 from local_stack.resources import queue_depth
 from ops.dlq import REDRIVEN_FROM
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import Ledger
 from tests.ops.conftest import LocalStack, Outcome, valid_document
 
 pytestmark = pytest.mark.timeout(120)
@@ -144,3 +146,28 @@ def test_a_copy_sqs_refuses_leaves_its_message_in_the_dlq(local: LocalStack, run
     assert result.status == 1
     assert "not moved (still in the dead-letter queue)" in result.err
     assert queue_depth(sqs, local.dlq_url).visible == 1  # not deleted, and visible again at once
+
+
+def test_redrive_is_refused_while_a_circuit_breaker_is_open_unless_forced(
+    local: LocalStack, run_ops: Callable[..., Outcome]
+) -> None:
+    """A Kinesis outage leaves the health answer only degraded; the open breaker says the messages would
+    fail again."""
+    sqs = local.client("sqs")
+    sqs.send_message(QueueUrl=local.dlq_url, MessageBody=fleet.encode(valid_document(1)))
+    assert local.stack.database_url
+    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_url(local.stack.database_url).connect))
+    try:  # a processor whose breaker Kinesis opened writes it with its heartbeat
+        ledger.record_heartbeat(worker="worker-kinesis-down", batch_size=1, breaker="open")
+    finally:
+        ledger.close()
+
+    refused = run_ops("dlq", "redrive")
+    assert refused.status == 1
+    assert "refused: 1 processors report an open circuit breaker" in refused.err
+    assert queue_depth(sqs, local.dlq_url).visible == 1
+    assert queue_depth(sqs, local.queue_url).total == 0
+
+    forced = run_ops("dlq", "redrive", "--force")
+    assert forced.status == 0, forced.err
+    assert queue_depth(sqs, local.queue_url).visible == 1

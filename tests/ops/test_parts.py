@@ -15,7 +15,7 @@ from ops.bodies import inspect_body
 from ops.dlq import dead_letter
 from ops.pacing import Pacer
 from ops.report import duration
-from ops.sending import MAX_ATTRIBUTES, MAX_BATCH_BYTES, MAX_ENTRIES, Outgoing, _groups, with_attributes
+from ops.sending import MAX_ATTRIBUTES, MAX_BATCH_BYTES, MAX_ENTRIES, Outgoing, _groups, _sized, with_attributes
 from tests.ops.conftest import valid_document
 
 
@@ -50,11 +50,15 @@ def test_pacer_spreads_messages_at_the_rate() -> None:
 
 def test_batches_stay_within_ten_messages_and_the_size_limit() -> None:
     small = [Outgoing(str(n), "x" * 100) for n in range(25)]
-    assert [len(group) for group in _groups(small)] == [MAX_ENTRIES, MAX_ENTRIES, 5]
+    assert [len(group) for group in _groups([_sized(m) for m in small])] == [MAX_ENTRIES, MAX_ENTRIES, 5]
     big = [Outgoing(str(n), "y" * (MAX_BATCH_BYTES // 2)) for n in range(3)] + [
         Outgoing("huge", "z" * MAX_BATCH_BYTES * 2)
     ]
-    assert [[m.key for m in group] for group in _groups(big)] == [["0", "1"], ["2"], ["huge"]]
+    assert [[item.message.key for item in group] for group in _groups([_sized(m) for m in big])] == [
+        ["0", "1"],
+        ["2"],
+        ["huge"],
+    ]
 
 
 def test_added_attributes_never_push_out_the_original_ones() -> None:

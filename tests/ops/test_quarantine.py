@@ -17,8 +17,14 @@ from local_stack.invocation import build_pipeline, lambda_style_handler
 from local_stack.poller import Poller
 from local_stack.resources import queue_depth
 from local_stack.tally import Tally
-from ops.quarantine import REPLAYED_FROM, REPLAYED_MESSAGE_ID, Filters, Found, find
-from telemetry_adapter.quarantine_format import QuarantinedMessage, encode, object_key
+from ops.quarantine import Filters, Found, find
+from telemetry_adapter.quarantine_format import (
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    encode,
+    object_key,
+)
 from tests.ops.conftest import LocalStack, Outcome, valid_document
 
 pytestmark = pytest.mark.timeout(180)
@@ -144,6 +150,31 @@ def test_replay_can_leave_out_what_is_still_invalid(local: LocalStack, run_ops: 
     assert queue_depth(local.client("sqs"), local.queue_url).visible == 1
 
 
+def test_replay_leaves_out_conflicting_duplicates_unless_forced(
+    local: LocalStack, run_ops: Callable[..., Outcome]
+) -> None:
+    """Once the ledger's clean-up deleted the first content's row, a replayed conflict would publish a
+    second content under the same ids: it is never sent by default."""
+    document = valid_document(1)
+    other = json.loads(json.dumps(document))
+    other["events"]["new_process"] = [{"cmdl": "other.exe", "user": "eve"}]
+    conflict = rejected(fleet.encode(other), "conflicting_duplicate", NOW, submission=document["submission_id"])
+    store(local, NOW, conflict, rejected(fleet.encode(valid_document(2)), "unknown_event_type", NOW))
+    sqs = local.client("sqs")
+
+    result = run_ops("quarantine", "replay", "--rate", "1000")
+    assert result.status == 0, result.err
+    assert "sent 1 messages" in result.out
+    assert "left out 1 conflicting_duplicate messages" in result.err
+    assert conflict.message_id not in result.out
+    assert queue_depth(sqs, local.queue_url).visible == 1
+
+    forced = run_ops("quarantine", "replay", "--force", "--reason", "conflicting_duplicate", "--rate", "1000")
+    assert forced.status == 0, forced.err
+    assert "sent 1 messages" in forced.out
+    assert queue_depth(sqs, local.queue_url).visible == 2
+
+
 def drain(local: LocalStack, poller: Poller) -> None:
     """Poll until the queue is empty (bounded in polls, not in time)."""
     sqs = local.client("sqs")
@@ -179,11 +210,13 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
         function_timeout=5,
     )
     try:
-        # The first replay's still-invalid copy is quarantined again, so the second replay sends it too.
-        for expected in (4, 5):
+        # The first replay's still-invalid copy is quarantined again, naming the original: the second
+        # replay sends the original once, not the original and its copy.
+        for run in range(3):
             replayed = run_ops("quarantine", "replay", "--rate", "1000")
             assert replayed.status == 0, replayed.err
-            assert f"sent {expected} messages" in replayed.out
+            assert "sent 4 messages" in replayed.out
+            assert ("left out" in replayed.err) == (run > 0)
             drain(local, poller)
     finally:
         pipeline.publisher.close()
@@ -195,10 +228,14 @@ def test_replaying_twice_publishes_every_event_once(local: LocalStack, run_ops: 
     for document in documents:
         sequences = [r["sequence"] for r in records if r["submission_id"] == document["submission_id"]]
         assert sequences == list(range(fleet.expected_event_count(document)))
-    assert tally.received == 9  # both replays reached the processor
-    assert tally.duplicates_suppressed == len(documents)  # the second replay's copies
+    assert tally.received == 12  # every replay reached the processor
+    assert tally.duplicates_suppressed == 2 * len(documents)  # the later replays' copies
     assert tally.rejected["not_json"] == 3  # still invalid: rejected again, never published
-    assert tally.quarantined == 3  # and quarantined again, body unchanged, with the replays' message ids
-    bodies = Counter(item.message.body for item in _everything(local))
-    assert bodies == {still_invalid: 4, **{m.body: 1 for m in messages}}
+    assert tally.quarantined == 3  # and quarantined again, body unchanged, once per replay (not doubling)
+    everything = _everything(local)
+    assert Counter(item.message.body for item in everything) == {still_invalid: 4, **{m.body: 1 for m in messages}}
+    copies = [item.message for item in everything if item.message.replayed_message_id is not None]
+    invalid_id = next(item.message.message_id for item in everything if item.message.body == still_invalid)
+    assert [copy.replayed_message_id for copy in copies] == [invalid_id] * 3  # each names the first rejection
+    assert all((copy.replayed_from or "").startswith(f"s3://{local.bucket}/rejected/") for copy in copies)
     assert queue_depth(local.client("sqs"), local.dlq_url).total == 0

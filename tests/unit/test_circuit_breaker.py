@@ -83,6 +83,30 @@ def test_a_silent_probe_leaves_the_next_batch_to_probe() -> None:
     assert target.admit() is Admission.PROBE
 
 
+def test_a_crashed_probe_is_a_failed_probe() -> None:
+    target, clock = breaker()
+    fail(target, 3, Outcome.KINESIS_FAILED)
+    clock.advance(30)
+    assert target.admit() is Admission.PROBE
+    assert target.abandon(Admission.PROBE) is BreakerState.OPEN  # its batch raised: no outcome will come
+    assert target.cause is Outcome.KINESIS_FAILED  # still what opened it
+    clock.advance(30)
+    assert target.admit() is Admission.PROBE
+    assert target.abandon(Admission.PASSED) is BreakerState.HALF_OPEN  # only a probe is settled so
+
+
+def test_a_probe_never_settled_is_given_up_after_a_cooldown() -> None:
+    target, clock = breaker()
+    fail(target, 3)
+    clock.advance(30)
+    assert target.admit() is Admission.PROBE  # its invocation dies without a word
+    clock.advance(29.9)
+    assert target.admit() is Admission.REFUSED  # still running, as far as anyone knows
+    clock.advance(0.1)
+    assert target.admit() is Admission.PROBE  # lost: the next batch probes
+    assert target.record(Admission.PROBE, Outcome.SUCCEEDED) is BreakerState.CLOSED
+
+
 def test_refused_batches_and_late_closed_batches_change_nothing() -> None:
     target, clock = breaker()
     passed = target.admit()  # a batch of another thread, admitted while closed
@@ -117,6 +141,29 @@ def test_what_a_batch_says_about_the_dependencies(
     admission: Admission, ledger_failed: bool, claim_skipped: bool, calls: int, sent: int, expected: Outcome
 ) -> None:
     outcome = batch_outcome(
-        admission, ledger_failed=ledger_failed, claim_skipped=claim_skipped, put_calls=calls, records_sent=sent
+        admission,
+        ledger_failed=ledger_failed,
+        claim_skipped=claim_skipped,
+        put_calls=calls,
+        records_sent=sent,
+        cause=Outcome.LEDGER_FAILED,
+    )
+    assert outcome is expected
+
+
+@pytest.mark.parametrize(
+    ("cause", "calls", "sent", "expected"),
+    [
+        (Outcome.KINESIS_FAILED, 0, 0, Outcome.SILENT),  # duplicates only: Kinesis was never asked
+        (Outcome.KINESIS_FAILED, 2, 1, Outcome.SUCCEEDED),
+        (Outcome.KINESIS_FAILED, 2, 0, Outcome.KINESIS_FAILED),
+        (Outcome.LEDGER_FAILED, 0, 0, Outcome.SUCCEEDED),  # the ledger answered the claim and the outcome
+    ],
+)
+def test_a_probe_speaks_only_for_the_dependency_it_exercised(
+    cause: Outcome, calls: int, sent: int, expected: Outcome
+) -> None:
+    outcome = batch_outcome(
+        Admission.PROBE, ledger_failed=False, claim_skipped=False, put_calls=calls, records_sent=sent, cause=cause
     )
     assert outcome is expected

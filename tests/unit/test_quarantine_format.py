@@ -9,7 +9,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telemetry_adapter.quarantine_format import QuarantinedMessage, decode, encode, hour_prefix, object_key
+from devkit.lambda_shapes import sqs_record
+from telemetry_adapter.message_log import MessageIdentity
+from telemetry_adapter.quarantine import Rejection
+from telemetry_adapter.quarantine_format import (
+    REPLAYED_FROM,
+    REPLAYED_MESSAGE_ID,
+    QuarantinedMessage,
+    decode,
+    encode,
+    hour_prefix,
+    object_key,
+)
+from telemetry_adapter.rejections import Reason
 
 
 def message(body: str, **overrides: object) -> QuarantinedMessage:
@@ -44,3 +56,21 @@ def test_keys_start_with_the_utc_hour_and_sort_by_time() -> None:
     assert key.startswith(hour_prefix(moment))
     assert object_key(moment, "b1") < object_key(moment + timedelta(microseconds=1), "a0")
     assert hour_prefix(datetime(2026, 1, 2, 3, tzinfo=UTC)) == "rejected/2026/01/02/03/"
+
+
+def test_a_replayed_message_keeps_where_it_came_from_and_older_records_read_without() -> None:
+    record = sqs_record("{", message_id="m-2")
+    record["messageAttributes"] = {
+        REPLAYED_FROM: {"stringValue": "s3://quarantine/rejected/a", "dataType": "String"},
+        REPLAYED_MESSAGE_ID: {"stringValue": "m-1", "dataType": "String"},
+    }
+    kept = Rejection(MessageIdentity.of(record), Reason.NOT_JSON, "body", record).quarantined("2026-11-29T03:00:00Z")
+    (read,) = decode(encode([kept]))
+    assert (read.replayed_from, read.replayed_message_id, read.original_id) == (
+        "s3://quarantine/rejected/a",
+        "m-1",
+        "m-1",
+    )
+    older = {"message_id": "m-0", "body": "{", "reason": "not_json", "field": "body", "quarantined_at": "x"}
+    (old,) = decode(gzip.compress((json.dumps(older) + "\n").encode()))
+    assert (old.replayed_from, old.replayed_message_id, old.original_id) == (None, None, "m-0")
