@@ -403,7 +403,12 @@ class Monitoring(Construct):
                     "Kinesis retries and throttling",
                     [
                         app_metric(n)
-                        for n in ("KinesisRecordsRetried", "KinesisRecordsThrottled", "PutRecordsCallsFailed")
+                        for n in (
+                            "KinesisRecordsRetried",
+                            "KinesisRecordsThrottled",
+                            "PutRecordsCallsFailed",
+                            "PutRecordsCallsBlocked",
+                        )
                     ]
                     + [self._stream.metric_put_records_throttled_records(period=FIVE_MINUTES, statistic="Sum")],
                     [app_metric("PutRecordsCalls"), app_metric("SubmissionsGaveUp"), app_metric("DeadlineStops")],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from telemetry_adapter.config import RetrySettings
@@ -30,6 +31,7 @@ from telemetry_adapter.errors import error_code
 from telemetry_adapter.observability import logger
 from telemetry_adapter.retry_schedule import retry_delay_seconds
 from telemetry_adapter.time_budget import BACKOFF_CALL_TIMEOUT_MS, response_slack_seconds, sqs_call_allowance_seconds
+from telemetry_adapter.wall_clock import WallClockLimit
 
 MAX_ENTRIES_PER_CALL = 10
 """ChangeMessageVisibilityBatch's limit."""
@@ -70,9 +72,18 @@ class VisibilityBackoff:
     """Sets failed messages' visibility on the queue the processor reads."""
 
     def __init__(
-        self, client: VisibilityClient, queue_url: str, retry: RetrySettings, *, rng: random.Random | None = None
+        self,
+        client: VisibilityClient,
+        queue_url: str,
+        retry: RetrySettings,
+        *,
+        rng: random.Random | None = None,
+        call_seconds: float = BACKOFF_CALL_TIMEOUT_MS / 1000,
     ) -> None:
         self._client = client
+        self.call_seconds = call_seconds
+        """Each call's wall-clock limit: past it, the call counts as failed (set late, it is harmless)."""
+        self._limit = WallClockLimit("backoff")
         self.queue_url = queue_url
         self._retry = retry
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -127,7 +138,8 @@ class VisibilityBackoff:
             for index, target in enumerate(chunk)
         ]
         try:
-            response = self._client.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+            change = partial(self._client.change_message_visibility_batch, QueueUrl=self.queue_url, Entries=entries)
+            response = self._limit.call(change, self.call_seconds)
         except Exception as error:  # the whole call failed: none of these messages was changed
             result.missed(error_code(error), len(chunk))
             return

@@ -19,11 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, cast
 
 from telemetry_adapter.errors import error_code
 from telemetry_adapter.observability import logger
-from telemetry_adapter.time_budget import HANDBACK_CONNECT_TIMEOUT_SECONDS, HANDBACK_READ_TIMEOUT_SECONDS
+from telemetry_adapter.time_budget import (
+    HANDBACK_CALL_TIMEOUT_MS,
+    HANDBACK_CONNECT_TIMEOUT_SECONDS,
+    HANDBACK_READ_TIMEOUT_SECONDS,
+)
+from telemetry_adapter.wall_clock import WallClockLimit
 
 MAX_ENTRIES_PER_CALL = 10
 MAX_BYTES_PER_CALL = 1024 * 1024
@@ -56,9 +62,15 @@ class Copy:
 class QueueHandBack:
     """Sends copies to the queue the processor reads (``QUEUE_URL``)."""
 
-    def __init__(self, client: SqsClient, queue_url: str) -> None:
+    def __init__(
+        self, client: SqsClient, queue_url: str, *, call_seconds: float = HANDBACK_CALL_TIMEOUT_MS / 1000
+    ) -> None:
         self._client = client
         self.queue_url = queue_url
+        self.call_seconds = call_seconds
+        """Each call's wall-clock limit: past it, its copies count as not taken (a late one is a duplicate
+        the ledger suppresses)."""
+        self._limit = WallClockLimit("handback")
 
     def send(
         self, copies: Sequence[Copy], *, may_send: Callable[[], bool] = lambda: True
@@ -84,7 +96,8 @@ class QueueHandBack:
                     )
             group = [entry.copy for entry in sized]
             try:
-                response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                send = partial(self._client.send_message_batch, QueueUrl=self.queue_url, Entries=entries)
+                response = self._limit.call(send, self.call_seconds)
             except Exception as error:  # the whole call failed: none of these copies exists
                 errors.update((copy.message_id, error_code(error)) for copy in group)
                 continue

@@ -62,6 +62,8 @@ class Failure(StrEnum):
     """Another worker took the lease over before this one recorded the outcome."""
     AWAITS_LEDGER = "awaits_ledger"
     """Another content of the same id came in the same batch: decided on redelivery, by the ledger."""
+    KINESIS_BLOCKED = "kinesis_blocked"
+    """Not sent: every publishing thread still held a Kinesis call abandoned past its limit."""
     HAND_BACK_FAILED = "hand_back_failed"
     """Stopped after progress, but its copy could not be put back on the queue."""
     BREAKER_OPEN = "breaker_open"

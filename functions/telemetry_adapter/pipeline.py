@@ -457,7 +457,7 @@ class BatchPipeline:
             report.admission,
             ledger_failed=report.ledger_failed,
             claim_skipped=report.claim_skipped,
-            put_calls=report.publish.calls,
+            put_calls=report.publish.calls + report.publish.calls_blocked,  # a blocked call failed, unanswered
             records_sent=report.publish.records_sent,
             cause=self.breaker.cause,
         )
@@ -486,6 +486,8 @@ class BatchPipeline:
             return _Fate(False, failure=Failure.LEASE_LOST, error=job.last_error)
         if job.given_up:
             return _Fate(False, failure=Failure.GAVE_UP, error=job.last_error)
+        if report.publish.calls_blocked:
+            return _Fate(False, failure=Failure.KINESIS_BLOCKED, error=job.last_error or "CallTimedOut")
         return _Fate(False, failure=Failure.DEADLINE, error=job.last_error)
 
     def _hand_back(

@@ -97,6 +97,9 @@ class PublishStats:
     calls_failed: int = 0
     gave_up: int = 0
     """Submissions left unfinished after exhausting their attempts."""
+    calls_blocked: int = 0
+    """Calls not made because every thread still held a call abandoned past its limit, and none ended
+    within one call's time: Kinesis is not answering, which the breaker counts as a failed call."""
     stopped_by_deadline: bool = False
     call_seconds: list[float] = field(default_factory=list)
 
@@ -149,7 +152,7 @@ class OrderedPublisher:
                     # Every thread still holds a call this publisher stopped waiting for: wait (at most
                     # one call's time) for one of them to end, or stop.
                     if not self._wait_for_a_thread(min(self._call_timeout, deadline.usable())):
-                        stats.stopped_by_deadline = True
+                        stats.calls_blocked += 1
                         break
                     continue
                 if not backing_off or not deadline.may_start_work():

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final, Protocol, cast
 
 from telemetry_adapter.message_log import MessageIdentity
@@ -38,6 +39,7 @@ from telemetry_adapter.time_budget import (
     QUARANTINE_MAX_ATTEMPTS,
     QUARANTINE_READ_TIMEOUT_SECONDS,
 )
+from telemetry_adapter.wall_clock import WallClockLimit
 
 S3_US_EAST_1_ENDPOINT: Final = "regional"
 """S3 at its regional name in us-east-1 too (``<bucket>.s3.us-east-1.amazonaws.com``). botocore's
@@ -109,15 +111,19 @@ class QuarantineStore:
         self.bucket = bucket
         self.call_seconds = call_seconds
         """The longest one write can take with this client: the pipeline makes it only when the
-        invocation has this much left beyond its response slack."""
+        invocation has this much left beyond its response slack, and stops waiting for it after this
+        long on the wall clock (a failed write: its messages are redelivered)."""
         self._clock = clock
+        self._limit = WallClockLimit("quarantine")
 
     def store(self, rejections: Sequence[Rejection]) -> StoredObject:
-        """Put one object holding every rejection; raise whatever the S3 call raised."""
+        """Put one object holding every rejection; raise whatever the S3 call raised, or
+        :class:`~telemetry_adapter.wall_clock.CallAbandoned` when it outlived ``call_seconds``."""
         now = self._clock()
         at = now.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         key = object_key(now, uuid.uuid4().hex)
-        self._client.put_object(
+        put = partial(
+            self._client.put_object,
             Bucket=self.bucket,
             Key=key,
             Body=encode(rejection.quarantined(at) for rejection in rejections),
@@ -125,6 +131,7 @@ class QuarantineStore:
             ContentEncoding=CONTENT_ENCODING,
             ServerSideEncryption=SERVER_SIDE_ENCRYPTION,
         )
+        self._limit.call(put, self.call_seconds)
         stored = StoredObject(self.bucket, key, len(rejections))
         logger.info("rejected messages quarantined", extra={"bucket": stored.bucket, "key": key, "count": stored.count})
         return stored

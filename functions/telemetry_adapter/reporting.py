@@ -34,6 +34,7 @@ def emit_batch_metrics(report: BatchReport, batch_seconds: float) -> None:
         "EventsPublished": report.events_published,
         "PutRecordsCalls": publish.calls,
         "PutRecordsCallsFailed": publish.calls_failed,
+        "PutRecordsCallsBlocked": publish.calls_blocked,
         "KinesisRecordsRetried": publish.records_failed,
         "KinesisRecordsThrottled": publish.records_throttled,
         "SubmissionsGaveUp": publish.gave_up,

@@ -9,7 +9,9 @@ start-up and the CDK app at synth time, with the same rule.
 The SQS calls made after the outcome is recorded (handing a message back, setting a failed message's
 backoff visibility) are not part of the margin: each is made only when the time left beyond the
 response slack still holds it, and a call skipped for lack of time leaves its message to the
-redelivery it would have had without the call.
+redelivery it would have had without the call. The SDK's timeouts bound the connect and each read, so
+each such call is also held to its ``*_CALL_TIMEOUT_MS`` on the wall clock
+(:mod:`telemetry_adapter.wall_clock`): past it, it counts as failed.
 """
 
 from __future__ import annotations

@@ -6,12 +6,21 @@ import random
 import threading
 from typing import Any
 
+import pytest
+
+from devkit import fleet
 from devkit.kinesis import FlakyKinesis, RecordingKinesis, read_stream
-from telemetry_adapter.config import PublishSettings
+from devkit.lambda_shapes import sqs_event
+from telemetry_adapter.circuit_breaker import BreakerState
+from telemetry_adapter.config import BreakerSettings, PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
+from telemetry_adapter.ledger.repository import Ledger
+from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import MAX_BYTES_PER_CALL, OrderedPublisher, PublishJob
 from telemetry_adapter.records import EventRecord
 from tests.conftest import STREAM
+from tests.integration.test_guarantees import documents
 
 
 def job(submission: int, events: int, size: int = 100) -> PublishJob:
@@ -157,8 +166,55 @@ def test_no_call_starts_while_every_thread_holds_an_abandoned_call(kinesis: Any)
     publisher = OrderedPublisher(stalling, STREAM, settings, call_timeout_seconds=0.2)
     try:
         stats = publisher.publish(jobs, Deadline(60_000, 0))
-        assert (stalling.calls, stats.calls_failed, stats.stopped_by_deadline) == (1, 1, True)
+        # Not a deadline stop: Kinesis is not answering (a blocked call, which the breaker counts).
+        assert (stalling.calls, stats.calls_failed, stats.calls_blocked, stats.stopped_by_deadline) == (1, 1, 1, False)
         assert jobs[0].sent == 0
     finally:
         stalling.release.set()
         publisher.close()
+
+
+class HangsEveryCall:
+    """Kinesis that answers no call until the test releases them (then every record failed)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def put_records(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.release.wait(30)  # bounded, should the publisher never stop waiting
+        return {"Records": [{"ErrorCode": "InternalFailure"} for _ in kwargs["Records"]]}
+
+
+def test_a_batch_blocked_by_abandoned_calls_is_a_kinesis_failure(
+    clean_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first batch's call is abandoned and keeps the one thread; the second batch can make no call
+    at all. That is Kinesis not answering, not a deadline stop: its messages log ``kinesis_blocked``,
+    the metric counts a blocked call, and the breaker counts the batch as a Kinesis failure (two in a
+    row open it here), where a batch with no call used to count as a success."""
+    hanging = HangsEveryCall()
+    publish = PublishSettings(max_concurrency=1, backoff_base_ms=0, backoff_cap_ms=0, safety_margin_ms=1_000)
+    settings = Settings(stream_name=STREAM, publish=publish, breaker=BreakerSettings(failures_to_open=2))
+    ledger = Ledger(ConnectionProvider(DatabaseSettings.from_url(clean_database).connect))
+    pipeline = BatchPipeline(settings, ledger, OrderedPublisher(hanging, STREAM, publish, call_timeout_seconds=0.2))
+    try:
+        reports = []
+        for batch in range(2):
+            records = sqs_event(fleet.encode(d) for d in documents(2, seed=batch))["Records"]
+            deadline = Deadline(60_000, publish.safety_margin_ms)
+            caplog.clear()
+            report = pipeline.process(records, deadline)
+            pipeline.conclude(records, report, deadline)
+            reports.append(report)
+        second = reports[1]
+        assert (hanging.calls, second.publish.calls, second.publish.calls_blocked) == (1, 0, 1)
+        assert second.stopped_by_deadline is False
+        assert len(second.failed_message_ids) == 2
+        logged = [r.failure for r in caplog.records if getattr(r, "failure", None)]  # type: ignore[attr-defined]
+        assert logged == ["kinesis_blocked"] * 2
+        assert (reports[0].breaker_state, second.breaker_state) == (BreakerState.CLOSED, BreakerState.OPEN)
+    finally:
+        hanging.release.set()
+        pipeline.publisher.close()

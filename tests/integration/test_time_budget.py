@@ -187,3 +187,56 @@ def test_an_answer_that_trickles_in_costs_a_statement_no_more_than_its_budget(cl
     finally:
         proxy.trickle = None
         proxy.stop()
+
+
+def _ledger_rows(database_url: str) -> int:
+    direct = DatabaseSettings.from_url(database_url).connect()
+    try:
+        return int(direct.run("SELECT count(*) FROM submission_ledger")[0][0])
+    finally:
+        direct.close()
+
+
+def test_a_connect_whose_answers_trickle_in_is_cut_on_the_wall_clock(clean_database: str) -> None:
+    """The start-up exchange (authentication, parameter status: a few hundred bytes) arrives 4 bytes at a
+    time, each read inside the socket timeout: the connect is cut when its allowance runs out, as a
+    statement is, instead of lasting as long as the path cares to (some 20 s here)."""
+    proxy = LatencyProxy(clean_database, 0.0)
+    proxy.start()
+    try:
+        proxy.trickle = (4, 0.2)
+        with pytest.raises(StatementTimedOut):
+            DatabaseSettings.from_url(proxy.url).connect(timeout_seconds=0.5)
+        provider = ConnectionProvider(DatabaseSettings.from_url(proxy.url).connect)
+        ledger = Ledger(provider, statement_timeout_seconds=1.0)
+        request = ClaimRequest("4b1c2d3e-5f60-4a71-8c8d-9e0f1a2b3c4d", "154ef306-c788-4934-9489-118173e4ea1a", b"d", 1)
+        with pytest.raises(StatementTimedOut):
+            ledger.claim([request], owner="w", lease_seconds=60)
+        # Both connects (the first and the reconnect) were cut: no claim was ever sent.
+        assert (ledger.statements, provider.ready) == (0, False)
+    finally:
+        proxy.trickle = None
+        proxy.stop()
+    assert _ledger_rows(clean_database) == 0
+
+
+def test_a_statement_the_connect_left_too_little_time_for_is_not_sent(clean_database: str) -> None:
+    """A connect that takes all but 50 ms of the allowance (on a virtual clock): the claim is not sent with
+    a limit too short to be answered (cut, it may still commit and hold its rows under a lease nobody
+    acts on); the caller sees a deadline stop, and the new connection is kept for the next statement."""
+    clock = VirtualClock()
+    settings = DatabaseSettings.from_url(clean_database)
+
+    def slow_connect(timeout_seconds: float | None = None) -> pg8000.native.Connection:
+        connection = settings.connect(timeout_seconds)
+        clock.advance((timeout_seconds or settings.timeout_seconds) - 0.05)
+        return connection
+
+    provider = ConnectionProvider(slow_connect)
+    ledger = Ledger(provider, statement_timeout_seconds=5.0)
+    started = clock.now()
+    request = ClaimRequest("5c1d2e3f-6a70-4b81-8d9e-0f1a2b3c4d5e", "154ef306-c788-4934-9489-118173e4ea1a", b"d", 1)
+    with pytest.raises(BudgetExhausted):
+        ledger.claim([request], owner="w", lease_seconds=90, budget=lambda: 2.0 - (clock.now() - started))
+    assert (ledger.statements, provider.connects, provider.ready) == (0, 1, True)
+    assert _ledger_rows(clean_database) == 0

@@ -133,13 +133,43 @@ class DatabaseSettings:
         )
 
     def connect(self, timeout_seconds: float | None = None) -> OneTripConnection:
-        """Open a new connection (generating an IAM token first when configured), waiting at most
-        ``timeout_seconds`` (default ``self.timeout_seconds``) for each step.
+        """Open a new connection (generating an IAM token first when configured) within
+        ``timeout_seconds`` (default ``self.timeout_seconds``) on the wall clock, or raise
+        :class:`StatementTimedOut`.
+
+        The socket timeout bounds each read of the start-up exchange (TLS, authentication, parameter
+        status), not the exchange: answers that trickle in, a slice inside every timeout, would hold
+        the connect for as long as the path cares to. So the socket is opened here and handed to
+        pg8000 (``sock=``) under the same shut-down timer a statement runs under
+        (:class:`StatementLimit`), armed before the first start-up byte is sent.
 
         The connection is pg8000's with each statement in one network round trip and Nagle's
         algorithm off (:mod:`telemetry_adapter.ledger.wire`), whoever opens it: the processor, the
         health check, the clean-up, the migration, the operators' tool."""
-        return OneTripConnection(**self.connection_arguments(timeout_seconds))
+        seconds = self.timeout_seconds if timeout_seconds is None else timeout_seconds
+        ends_at = time.monotonic() + seconds
+        arguments = self.connection_arguments(seconds)
+        sock = _open_socket(arguments.pop("unix_sock", None), self.host, self.port, seconds)
+        handle = sock.dup()  # TLS takes the socket over; a duplicate still reaches it to shut it down
+        limit = StatementLimit(handle, ends_at - time.monotonic())
+        limit.start()
+        try:
+            connection = OneTripConnection(sock=sock, **arguments)
+        except Exception as error:
+            limit.finish()
+            with contextlib.suppress(OSError):
+                sock.close()
+            if limit.cut:
+                raise StatementTimedOut(f"not connected within {seconds:.3f} s") from error
+            raise
+        finally:
+            limit.finish()
+            handle.close()
+        if limit.cut:  # connected as the limit passed: the socket is shut, the connection unusable
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise StatementTimedOut(f"not connected within {seconds:.3f} s")
+        return connection
 
     def connection_arguments(self, timeout_seconds: float | None = None) -> dict[str, Any]:
         """pg8000's connection arguments for these settings: host or Unix socket, credentials (a fresh
@@ -252,8 +282,8 @@ class StatementLimit:
     (one per statement, ended by :meth:`finish` or by firing) cuts it instead; the lock makes the cut
     and the statement's end exclusive, so a statement that ended in time never loses its connection."""
 
-    def __init__(self, connection: pg8000.native.Connection, seconds: float) -> None:
-        self._sock: socket.socket | None = getattr(connection, "_usock", None)
+    def __init__(self, sock: socket.socket | None, seconds: float) -> None:
+        self._sock = sock
         self._lock = threading.Lock()
         self._finished = False
         self.cut = False
@@ -287,7 +317,7 @@ def statement_time_limit(connection: pg8000.native.Connection, seconds: float) -
     and as a whole (:class:`StatementLimit`). A statement cut by the limit raises
     :class:`StatementTimedOut` (a connection failure); check ``cut`` after a statement that ended anyway."""
     set_statement_timeout(connection, seconds)
-    limit = StatementLimit(connection, seconds)
+    limit = StatementLimit(getattr(connection, "_usock", None), seconds)
     limit.start()
     try:
         yield limit
@@ -298,6 +328,26 @@ def statement_time_limit(connection: pg8000.native.Connection, seconds: float) -
         raise
     finally:
         limit.finish()
+
+
+def _open_socket(unix_socket: str | None, host: str | None, port: int, timeout_seconds: float) -> socket.socket:
+    """A connected socket (TCP with keep-alive, as pg8000 opens it, or Unix), with ``timeout_seconds``
+    as its timeout: for the connect itself and, until a statement sets its own, for every read."""
+    try:
+        if unix_socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout_seconds)
+                sock.connect(unix_socket)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        sock = socket.create_connection((host or "localhost", port), max(timeout_seconds, 0.001))
+    except OSError as error:
+        raise pg8000.native.InterfaceError(f"cannot connect to the ledger database: {error}") from error
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    return sock
 
 
 def _socket_path(directory: str | None, port: int) -> str | None:

@@ -380,8 +380,26 @@ class Ledger:
             started = time.perf_counter()
             try:
                 connection = self._connections.get(timeout_seconds=allowance)
+            except Exception as error:
+                if not is_connection_failure(error):
+                    raise
+                self._connections.discard()
+                if attempt == 2 or not resend:
+                    raise
+                failure = error
+                continue
+            # A connect that took most of the allowance leaves the statement too little to be answered:
+            # sent anyway, it would be cut while it may still commit (a claim then holds its rows under
+            # a lease nobody acts on). Not sent, nothing happened; the connection stays for the next.
+            left = ends_at - time.monotonic() if budget is None else min(ends_at - time.monotonic(), budget())
+            if left < STATEMENT_FLOOR_MS / 1000:
+                too_late = BudgetExhausted(f"{left:.3f} s left after connecting: too little to send a statement")
+                if failure is None:
+                    raise too_late
+                raise failure from too_late
+            try:
                 self.statements += 1
-                with statement_time_limit(connection, ends_at - time.monotonic()) as limit:
+                with statement_time_limit(connection, left) as limit:
                     rows = connection.run(sql, **params)
                 if limit.cut:  # answered as the limit passed: the statement stands, the connection does not
                     self._connections.discard()

@@ -1,0 +1,94 @@
+"""A wall-clock limit for one blocking SDK call made after a batch's outcome (hand-back, backoff, quarantine).
+
+botocore's ``connect_timeout`` and ``read_timeout`` bound the connect and each socket read, not the call:
+an answer that trickles in, a slice inside every read timeout, holds a call for as long as the path
+cares to, past the time the invocation kept for it (``time_budget``'s ``*_CALL_TIMEOUT_MS``). So the
+call runs on a daemon thread of its own and the caller waits at most its limit; past it, the caller
+stops waiting and the call counts as failed (:class:`CallAbandoned`), whatever it does later. The
+callers choose what failed means so that a late success is harmless: a copy handed back late is a
+duplicate the ledger suppresses, a visibility set late is the backoff it was meant to be, a quarantine
+object stored late is kept while its messages are redelivered and decided again.
+
+An abandoned call keeps its thread until the SDK gives up. At most ``max_abandoned`` such threads per
+limiter exist at a time: with that many still running, a new call is not started but fails at once, so
+a path that keeps trickling costs a bounded number of threads, never one per batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ABANDONED = 4
+"""Abandoned calls one limiter lets run on before it refuses new ones."""
+
+
+class CallAbandoned(TimeoutError):
+    """The call outlived its wall-clock limit (or too many earlier ones still run): it counts as failed,
+    its outcome unknown."""
+
+
+class _Call(Generic[T]):
+    """One call on its thread: its result or error once it ends. ``ended`` and ``abandoned`` change
+    under the limiter's lock, so a call ends either awaited or counted, never both or neither."""
+
+    def __init__(self, call: Callable[[], T], limiter: WallClockLimit) -> None:
+        self._call = call
+        self._limiter = limiter
+        self.done = threading.Event()
+        self.ended = False
+        self.abandoned = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self._call()
+        except BaseException as error:  # handed to the caller, who re-raises it
+            self.error = error
+        finally:
+            self._limiter._ended(self)
+            self.done.set()
+
+
+class WallClockLimit:
+    """Runs calls with a wall-clock limit each, keeping count of the calls it stopped waiting for."""
+
+    def __init__(self, name: str, *, max_abandoned: int = DEFAULT_MAX_ABANDONED) -> None:
+        self._name = name
+        self._max_abandoned = max_abandoned
+        self._lock = threading.Lock()
+        self._abandoned = 0
+
+    @property
+    def abandoned(self) -> int:
+        """Calls stopped waiting for that are still running (tests read it)."""
+        with self._lock:
+            return self._abandoned
+
+    def call(self, call: Callable[[], T], seconds: float) -> T:
+        """``call()``'s result, or its exception, if it ends within ``seconds``; otherwise raise
+        :class:`CallAbandoned` and let it run on, counted, on its daemon thread."""
+        with self._lock:
+            if self._abandoned >= self._max_abandoned:
+                raise CallAbandoned(f"{self._abandoned} earlier {self._name} calls still running")
+        running: _Call[T] = _Call(call, self)
+        threading.Thread(target=running.run, name=f"{self._name}-call", daemon=True).start()
+        running.done.wait(max(seconds, 0.0))
+        with self._lock:
+            if not running.ended:
+                running.abandoned = True
+                self._abandoned += 1
+                raise CallAbandoned(f"no answer within {seconds:.3f} s")
+        if running.error is not None:
+            raise running.error
+        return running.result  # type: ignore[return-value]  # set when the call ended without an error
+
+    def _ended(self, running: _Call[T]) -> None:
+        with self._lock:
+            running.ended = True
+            if running.abandoned:
+                self._abandoned -= 1
