@@ -59,9 +59,24 @@ def test_connect_passes_a_verifying_context_and_a_fresh_iam_token(monkeypatch: p
     def record(**kwargs: Any) -> None:
         seen.update(kwargs)
 
-    # The driver is the boundary: there is no RDS Proxy here, so capture what it would be given.
+    # The driver and the network are the boundary: there is no RDS Proxy here (and its name must not be
+    # looked up), so hand the connect a local socket and capture what the driver would be given.
+    ours, theirs = socket.socketpair()
+    opened: list[tuple[str | None, int]] = []
+
+    def open_socket(unix_socket: str | None, host: str | None, port: int, timeout_seconds: float) -> socket.socket:
+        opened.append((host, port))
+        return ours
+
+    monkeypatch.setattr(connection_module, "_open_socket", open_socket)
     monkeypatch.setattr(connection_module, "OneTripConnection", record)
-    DatabaseSettings.from_env(RDS_ENV).connect()
+    try:
+        DatabaseSettings.from_env(RDS_ENV).connect()
+    finally:
+        ours.close()
+        theirs.close()
+    assert opened == [(RDS_ENV["DB_HOST"], 5432)]
+    assert seen["sock"] is ours
     context = seen["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
     assert context.check_hostname is True
