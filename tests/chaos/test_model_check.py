@@ -1,4 +1,4 @@
-"""The model checker (``chaos.model_check``), bounded for ``make test`` (about 150 examples, a thousand
+"""The model checker (``chaos.model_check``), bounded for ``make test`` (100 examples, several hundred
 deliveries, under a minute): hypothesis drives the real pipeline through arbitrary interleavings of
 deliveries, faults, a second worker and deadline stops, and checks the delivery guarantees against a
 model after every step. ``MODEL_CHECK_EXAMPLES`` scales it; ``make chaos`` runs many more."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chaos.model_check import KINESIS_ACTIONS, examples_from_env, run_model_check
 
-EXAMPLES = 150
+EXAMPLES = 100
 SEED = 1
 """Fixed, so every run checks the same interleavings and the coverage below cannot vary; ``make chaos``
 explores new ones on every run."""
