@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
+import types
 import uuid
 from typing import Any
 
@@ -20,7 +22,8 @@ from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, StatementTimedOut
-from telemetry_adapter.ledger.repository import Budget, BudgetExhausted, ClaimRequest, Ledger
+from telemetry_adapter.ledger import repository as repository_module
+from telemetry_adapter.ledger.repository import Budget, BudgetExhausted, ClaimRequest, ClaimStatus, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
 from telemetry_adapter.time_budget import response_slack_seconds
@@ -240,3 +243,29 @@ def test_a_statement_the_connect_left_too_little_time_for_is_not_sent(clean_data
         ledger.claim([request], owner="w", lease_seconds=90, budget=lambda: 2.0 - (clock.now() - started))
     assert (ledger.statements, provider.connects, provider.ready) == (0, 1, True)
     assert _ledger_rows(clean_database) == 0
+
+
+def test_a_slow_reconnect_with_time_left_in_the_invocation_still_sends_its_statement(
+    clean_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect that takes all but 50 ms of the statement timeout, with a minute left in the
+    invocation: the statement gets an allowance of its own and is sent. Charged to the statement, the
+    connect's time turned this into a deadline stop: the batch's published progress went unrecorded
+    and its events were re-sent on redelivery."""
+    offset = [0.0]
+    shifted = types.SimpleNamespace(monotonic=lambda: time.monotonic() + offset[0], perf_counter=time.perf_counter)
+    monkeypatch.setattr(repository_module, "time", shifted)
+    settings = DatabaseSettings.from_url(clean_database)
+
+    def slow_connect(timeout_seconds: float | None = None) -> pg8000.native.Connection:
+        connection = settings.connect(timeout_seconds)
+        offset[0] += (timeout_seconds or settings.timeout_seconds) - 0.05  # the start-up exchange was slow
+        return connection
+
+    provider = ConnectionProvider(slow_connect)
+    ledger = Ledger(provider, statement_timeout_seconds=5.0)
+    request = ClaimRequest("6d2e3f40-7b81-4c92-9e0f-1a2b3c4d5e6f", "154ef306-c788-4934-9489-118173e4ea1a", b"d", 1)
+    claims = ledger.claim([request], owner="w", lease_seconds=90, budget=lambda: 60.0)
+    assert [claim.status for claim in claims.values()] == [ClaimStatus.CLAIMED]
+    assert (ledger.statements, provider.connects) == (1, 1)
+    assert _ledger_rows(clean_database) == 1

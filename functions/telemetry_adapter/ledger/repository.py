@@ -376,7 +376,6 @@ class Ledger:
                 if failure is None:
                     raise
                 raise failure from exhausted  # the reconnect was skipped: the failure stands
-            ends_at = time.monotonic() + allowance
             started = time.perf_counter()
             try:
                 connection = self._connections.get(timeout_seconds=allowance)
@@ -388,10 +387,13 @@ class Ledger:
                     raise
                 failure = error
                 continue
-            # A connect that took most of the allowance leaves the statement too little to be answered:
-            # sent anyway, it would be cut while it may still commit (a claim then holds its rows under
-            # a lease nobody acts on). Not sent, nothing happened; the connection stays for the next.
-            left = ends_at - time.monotonic() if budget is None else min(ends_at - time.monotonic(), budget())
+            # The connect had its own allowance; the statement gets a fresh one, bounded by what the
+            # invocation has left. Charging the connect's time to the statement would turn a slow
+            # reconnect with a minute still left into a deadline stop (the batch's progress unrecorded,
+            # its events re-sent). Only when the invocation itself has too little left is the statement
+            # not sent: cut while it may still commit, a claim would hold its rows under a lease nobody
+            # acts on. Not sent, nothing happened; the connection stays for the next.
+            left = self._statement_timeout if budget is None else min(self._statement_timeout, budget())
             if left < STATEMENT_FLOOR_MS / 1000:
                 too_late = BudgetExhausted(f"{left:.3f} s left after connecting: too little to send a statement")
                 if failure is None:
