@@ -21,8 +21,8 @@ from devkit.pgproxy import LatencyProxy
 from processor.handler import handle_batch
 from telemetry_adapter.config import PublishSettings, Settings
 from telemetry_adapter.deadline import Deadline
-from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, StatementTimedOut
 from telemetry_adapter.ledger import repository as repository_module
+from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings, StatementTimedOut
 from telemetry_adapter.ledger.repository import Budget, BudgetExhausted, ClaimRequest, ClaimStatus, Ledger
 from telemetry_adapter.pipeline import BatchPipeline
 from telemetry_adapter.publisher import OrderedPublisher
