@@ -26,8 +26,9 @@ itself). The SDK's timeouts bound the connect and each read, not the call, so th
 this on the wall clock and treats a call past it as failed with its answer lost."""
 DEFAULT_STATEMENT_TIMEOUT_MS = 5_000
 """The longest one ledger statement may take (``LEDGER_STATEMENT_TIMEOUT_MS``)."""
-MIN_STATEMENT_TIMEOUT_MS = 200
-"""The shortest ``LEDGER_STATEMENT_TIMEOUT_MS`` accepted."""
+MIN_STATEMENT_TIMEOUT_MS = 1_000
+"""The shortest ``LEDGER_STATEMENT_TIMEOUT_MS`` accepted: room for a reconnect (``RECONNECT_FLOOR_MS``) and a
+statement; a shorter one could never reconnect, and every batch would end as a deadline stop."""
 RESPONSE_SLACK_MS = 1_000
 """Building the partial batch response, flushing metrics, returning."""
 HANDBACK_CONNECT_TIMEOUT_SECONDS = 1

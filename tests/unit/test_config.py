@@ -36,6 +36,9 @@ def test_defaults() -> None:
         ({"STREAM_NAME": "s", "TIME_BUDGET_MARGIN_MS": "5000"}, "TIME_BUDGET_MARGIN_MS"),
         ({"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "20000"}, "TIME_BUDGET_MARGIN_MS"),
         ({"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "50"}, "LEDGER_STATEMENT_TIMEOUT_MS"),
+        # Under the reconnect floor a statement timeout could never hold a reconnect: every batch would
+        # end as a deadline stop, with no ledger alarm.
+        ({"STREAM_NAME": "s", "LEDGER_STATEMENT_TIMEOUT_MS": "300"}, "LEDGER_STATEMENT_TIMEOUT_MS"),
         ({"STREAM_NAME": "s", "LEDGER_MAX_IDLE_SECONDS": "0"}, "LEDGER_MAX_IDLE_SECONDS"),
     ],
 )
