@@ -147,3 +147,39 @@ def test_a_url_asking_for_verify_full_gets_it_and_prefer_is_at_least_encrypted()
     assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=verify-full").tls == "verify-full"
     assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=verify-ca").tls == "verify-full"
     assert DatabaseSettings.from_url("postgresql://u@h/db?sslmode=prefer").tls == "require"
+
+
+def test_the_connect_shares_its_timeout_among_the_hosts_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with two unreachable addresses: the connect gives them one timeout between them (on a
+    virtual clock), not one each as ``socket.create_connection`` does, so a reconnect stays within its
+    allowance whatever the name resolves to."""
+    now = [0.0]
+    given: list[float] = []
+
+    class BlackHole:
+        """A socket whose connect waits out its whole timeout, as a dropped SYN does."""
+
+        def __init__(self, *args: Any) -> None:
+            self.timeout = 0.0
+
+        def settimeout(self, seconds: float) -> None:
+            self.timeout = seconds
+
+        def connect(self, address: Any) -> None:
+            given.append(self.timeout)
+            now[0] += self.timeout
+            raise TimeoutError("timed out")
+
+        def close(self) -> None:
+            pass
+
+    addresses = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", 5432)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.3", 5432)),
+    ]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: addresses)
+    monkeypatch.setattr(socket, "socket", BlackHole)
+    with pytest.raises(pg8000.native.InterfaceError, match="cannot connect"):
+        connection_module._open_socket(None, "proxy.example", 5432, 1.0, clock=lambda: now[0])
+    assert sum(given) <= 1.0
+    assert given == [1.0]

@@ -330,24 +330,57 @@ def statement_time_limit(connection: pg8000.native.Connection, seconds: float) -
         limit.finish()
 
 
-def _open_socket(unix_socket: str | None, host: str | None, port: int, timeout_seconds: float) -> socket.socket:
+def _open_socket(
+    unix_socket: str | None,
+    host: str | None,
+    port: int,
+    timeout_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> socket.socket:
     """A connected socket (TCP with keep-alive, as pg8000 opens it, or Unix), with ``timeout_seconds``
-    as its timeout: for the connect itself and, until a statement sets its own, for every read."""
+    as its timeout for every read until a statement sets its own.
+
+    The TCP connect shares ``timeout_seconds`` among the host's addresses: ``socket.create_connection``
+    would give each address the whole timeout, so a name with several unreachable addresses (a proxy
+    endpoint can have more than one) would take a multiple of it. The name lookup itself is outside
+    the bound (in a VPC it is answered by the resolver next to the function)."""
+    ends_at = clock() + timeout_seconds
     try:
         if unix_socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(timeout_seconds)
+                sock.settimeout(max(timeout_seconds, 0.001))
                 sock.connect(unix_socket)
             except OSError:
                 sock.close()
                 raise
             return sock
-        sock = socket.create_connection((host or "localhost", port), max(timeout_seconds, 0.001))
+        sock = _connect_within(host or "localhost", port, ends_at, clock)
     except OSError as error:
         raise pg8000.native.InterfaceError(f"cannot connect to the ledger database: {error}") from error
+    sock.settimeout(max(timeout_seconds, 0.001))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     return sock
+
+
+def _connect_within(host: str, port: int, ends_at: float, clock: Callable[[], float]) -> socket.socket:
+    """Try the host's addresses in turn, each with what is left until ``ends_at``; raise the last error,
+    or TimeoutError when the time ran out before an address could be tried."""
+    last: OSError = TimeoutError(f"no time left to connect to {host}:{port}")
+    for family, kind, protocol, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = ends_at - clock()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, protocol)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+        except OSError as error:
+            sock.close()
+            last = error
+            continue
+        return sock
+    raise last
 
 
 def _socket_path(directory: str | None, port: int) -> str | None:
