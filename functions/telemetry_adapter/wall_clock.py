@@ -10,13 +10,18 @@ duplicate the ledger suppresses, a visibility set late is the backoff it was mea
 object stored late is kept while its messages are redelivered and decided again.
 
 An abandoned call keeps its thread until the SDK gives up. At most ``max_abandoned`` such threads per
-limiter exist at a time: with that many still running, a new call is not started but fails at once, so
-a path that keeps trickling costs a bounded number of threads, never one per batch.
+limiter count at a time: with that many still running, a new call is not started but fails at once, so
+a path that keeps trickling costs a bounded number of threads, never one per batch. An abandoned call
+still running ``write_off_seconds`` after it was abandoned stops counting (its thread runs on until its
+answer ends): a path that trickled and then recovered must not leave the limiter refusing every call
+of a warm environment for as long as the stuck answers take, which for a slow enough trickle is
+forever. The threads stay bounded per write-off period (``max_abandoned`` each), not in all.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -24,6 +29,9 @@ T = TypeVar("T")
 
 DEFAULT_MAX_ABANDONED = 4
 """Abandoned calls one limiter lets run on before it refuses new ones."""
+DEFAULT_WRITE_OFF_SECONDS = 60.0
+"""How long after it was abandoned a call still running stops counting against ``max_abandoned``:
+far beyond any answer a healthy endpoint gives (the calls' limits are a few seconds)."""
 
 
 class CallAbandoned(TimeoutError):
@@ -57,31 +65,49 @@ class _Call(Generic[T]):
 class WallClockLimit:
     """Runs calls with a wall-clock limit each, keeping count of the calls it stopped waiting for."""
 
-    def __init__(self, name: str, *, max_abandoned: int = DEFAULT_MAX_ABANDONED) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_abandoned: int = DEFAULT_MAX_ABANDONED,
+        write_off_seconds: float = DEFAULT_WRITE_OFF_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._name = name
         self._max_abandoned = max_abandoned
+        self._write_off_seconds = write_off_seconds
+        self._clock = clock
         self._lock = threading.Lock()
-        self._abandoned = 0
+        self._abandoned_at: dict[int, float] = {}
+        """When each counted abandoned call (by its id) was abandoned."""
 
     @property
     def abandoned(self) -> int:
-        """Calls stopped waiting for that are still running (tests read it)."""
+        """Abandoned calls still running and still counted (tests read it)."""
         with self._lock:
-            return self._abandoned
+            self._write_off()
+            return len(self._abandoned_at)
+
+    def _write_off(self) -> None:
+        """Stop counting abandoned calls older than the write-off period (under the lock)."""
+        oldest_kept = self._clock() - self._write_off_seconds
+        for key in [key for key, at in self._abandoned_at.items() if at <= oldest_kept]:
+            del self._abandoned_at[key]
 
     def call(self, call: Callable[[], T], seconds: float) -> T:
         """``call()``'s result, or its exception, if it ends within ``seconds``; otherwise raise
         :class:`CallAbandoned` and let it run on, counted, on its daemon thread."""
         with self._lock:
-            if self._abandoned >= self._max_abandoned:
-                raise CallAbandoned(f"{self._abandoned} earlier {self._name} calls still running")
+            self._write_off()
+            if len(self._abandoned_at) >= self._max_abandoned:
+                raise CallAbandoned(f"{len(self._abandoned_at)} earlier {self._name} calls still running")
         running: _Call[T] = _Call(call, self)
         threading.Thread(target=running.run, name=f"{self._name}-call", daemon=True).start()
         running.done.wait(max(seconds, 0.0))
         with self._lock:
             if not running.ended:
                 running.abandoned = True
-                self._abandoned += 1
+                self._abandoned_at[id(running)] = self._clock()
                 raise CallAbandoned(f"no answer within {seconds:.3f} s")
         if running.error is not None:
             raise running.error
@@ -91,4 +117,4 @@ class WallClockLimit:
         with self._lock:
             running.ended = True
             if running.abandoned:
-                self._abandoned -= 1
+                self._abandoned_at.pop(id(running), None)
