@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-from telemetry_adapter.config import PublishSettings, Settings
+from telemetry_adapter.config import BreakerSettings, PublishSettings, Settings
 
 STREAM = "events"
 SHARDS = 4
@@ -69,6 +69,10 @@ class ChaosConfig:
     """Range of the Lambda timeout of an invocation cut short (just above the safety margin)."""
     safety_margin_ms: int = 300
     lease_grace_seconds: int = 1
+    breaker_cooldown_seconds: int = 1
+    """The circuit breaker's cooldown, on the run's compressed time scale like the lease: the emulated
+    queue redelivers at a fixed visibility (no backoff), so a deployed 30 s cooldown would spend a
+    refused message's receives towards the emulated dead-letter queue while it merely waits."""
     restart_block_seconds: tuple[float, float] = (0.3, 1.2)
     """How long an emulated restart keeps the database closed."""
 
@@ -85,4 +89,5 @@ class ChaosConfig:
                 backoff_cap_ms=100,
                 lease_grace_seconds=self.lease_grace_seconds,
             ),
+            breaker=BreakerSettings(cooldown_seconds=self.breaker_cooldown_seconds),
         )

@@ -72,6 +72,7 @@ def worker_environment(config: ChaosConfig, database_url: str, endpoint: str) ->
         "AWS_SECRET_ACCESS_KEY": _SECRET_KEY,
         "TIME_BUDGET_MARGIN_MS": str(publish.safety_margin_ms),
         "LEASE_GRACE_SECONDS": str(publish.lease_grace_seconds),
+        "CIRCUIT_BREAKER_COOLDOWN_SECONDS": str(config.breaker_cooldown_seconds),
         "PUBLISH_MAX_ATTEMPTS": str(publish.max_attempts),
         "BACKOFF_BASE_MS": str(publish.backoff_base_ms),
         "BACKOFF_CAP_MS": str(publish.backoff_cap_ms),
