@@ -146,11 +146,20 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(services: tuple[Options,
     _options, stack = services
     sqs = aws_client("sqs")
     queue_url = stack.resources.queue_url
-    threading.Timer(0.5, lambda: aws_client("sqs").send_message(QueueUrl=queue_url, MessageBody="x")).start()
-    started = time.monotonic()
+    order: list[str] = []
+
+    def send_later() -> None:
+        aws_client("sqs").send_message(QueueUrl=queue_url, MessageBody="x")
+        order.append("sent")
+
+    order.append("receiving")
+    threading.Timer(0.5, send_later).start()
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=10).get("Messages", [])
-    assert len(messages) == 1  # a short poll would have returned at once, empty
-    assert time.monotonic() - started > 0.4  # it waited for the message (a lower bound: load only adds)
+    order.append("received")
+    # Ordered, not timed: the message was sent after the receive began, and the receive returned it, so
+    # it waited for it (a short poll would have returned at once, empty).
+    assert len(messages) == 1
+    assert order == ["receiving", "sent", "received"]
 
 
 @pytest.mark.timeout(60)
