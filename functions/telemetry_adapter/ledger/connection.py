@@ -151,19 +151,15 @@ class DatabaseSettings:
         arguments = self.connection_arguments(seconds)
         sock = _open_socket(arguments.pop("unix_sock", None), self.host, self.port, seconds)
         handle = sock.dup()  # TLS takes the socket over; a duplicate still reaches it to shut it down
-        limit = StatementLimit(handle, ends_at - time.monotonic())
-        limit.start()
         try:
-            connection = OneTripConnection(sock=sock, **arguments)
-        except Exception as error:
-            limit.finish()
-            with contextlib.suppress(OSError):
-                sock.close()
-            if limit.cut:
-                raise StatementTimedOut(f"not connected within {seconds:.3f} s") from error
-            raise
+            with _cut_when_late(handle, ends_at - time.monotonic(), "not connected") as limit:
+                try:
+                    connection = OneTripConnection(sock=sock, **arguments)
+                except Exception:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+                    raise
         finally:
-            limit.finish()
             handle.close()
         if limit.cut:  # connected as the limit passed: the socket is shut, the connection unusable
             with contextlib.suppress(Exception):
@@ -317,14 +313,22 @@ def statement_time_limit(connection: pg8000.native.Connection, seconds: float) -
     and as a whole (:class:`StatementLimit`). A statement cut by the limit raises
     :class:`StatementTimedOut` (a connection failure); check ``cut`` after a statement that ended anyway."""
     set_statement_timeout(connection, seconds)
-    limit = StatementLimit(getattr(connection, "_usock", None), seconds)
+    with _cut_when_late(getattr(connection, "_usock", None), seconds, "no answer") as limit:
+        yield limit
+
+
+@contextlib.contextmanager
+def _cut_when_late(sock: socket.socket | None, seconds: float, what: str) -> Iterator[StatementLimit]:
+    """Run the block under a :class:`StatementLimit` on ``sock``: an error the cut caused becomes
+    :class:`StatementTimedOut` ("``what`` within ..."); the limit is finished however the block ends."""
+    limit = StatementLimit(sock, seconds)
     limit.start()
     try:
         yield limit
     except Exception as error:
         limit.finish()
         if limit.cut:
-            raise StatementTimedOut(f"no answer within {seconds:.3f} s") from error
+            raise StatementTimedOut(f"{what} within {seconds:.3f} s") from error
         raise
     finally:
         limit.finish()

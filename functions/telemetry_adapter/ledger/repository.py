@@ -380,12 +380,7 @@ class Ledger:
             try:
                 connection = self._connections.get(timeout_seconds=allowance)
             except Exception as error:
-                if not is_connection_failure(error):
-                    raise
-                self._connections.discard()
-                if attempt == 2 or not resend:
-                    raise
-                failure = error
+                failure = self._retryable(error, retry=attempt == 1 and resend)
                 continue
             # The connect had its own allowance; the statement gets a fresh one, bounded by what the
             # invocation has left. Charging the connect's time to the statement would turn a slow
@@ -406,14 +401,19 @@ class Ledger:
                 if limit.cut:  # answered as the limit passed: the statement stands, the connection does not
                     self._connections.discard()
             except Exception as error:
-                if not is_connection_failure(error):
-                    raise
-                self._connections.discard()
-                if attempt == 2 or not resend:
-                    raise
-                failure = error
+                failure = self._retryable(error, retry=attempt == 1 and resend)
                 continue
             if self._on_statement is not None:
                 self._on_statement(name, time.perf_counter() - started)
             return rows or []
         raise AssertionError("unreachable")
+
+    def _retryable(self, error: Exception, *, retry: bool) -> Exception:
+        """``error`` back when the statement may be sent again on a new connection; otherwise raise it.
+        Only a connection failure costs the connection (and earns the one re-send ``retry`` allows)."""
+        if not is_connection_failure(error):
+            raise error
+        self._connections.discard()
+        if not retry:
+            raise error
+        return error
