@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from telemetry_adapter.backoff import VisibilityBackoff, VisibilityClient
 from telemetry_adapter.config import Settings
-from telemetry_adapter.handback import QueueHandBack, sqs_client
+from telemetry_adapter.handback import QueueHandBack, SqsClient, sqs_client
 from telemetry_adapter.ledger.connection import ConnectionProvider, DatabaseSettings
 from telemetry_adapter.ledger.repository import Ledger
 from telemetry_adapter.observability import metrics
@@ -68,23 +68,27 @@ def build_pipeline(settings: Settings | None = None, client: KinesisClient | Non
     """
     settings = settings or Settings.from_env()
     publisher = OrderedPublisher(client or kinesis_client(), settings.stream_name, settings.publish)
-    handback = QueueHandBack(sqs_client(), settings.queue_url) if settings.queue_url else None
+    # One SQS client (the same short timeouts) serves the hand-back and the backoff: one client less to
+    # build on a cold start.
+    sqs = sqs_client() if settings.queue_url else None
+    handback = QueueHandBack(sqs, settings.queue_url) if sqs is not None and settings.queue_url else None
     quarantine = QuarantineStore(s3_client(), settings.quarantine_bucket) if settings.quarantine_bucket else None
     return BatchPipeline(
         settings,
         ledger_from_env(settings),
         publisher,
         handback=handback,
-        backoff=visibility_backoff(settings),
+        backoff=visibility_backoff(settings, sqs),
         quarantine=quarantine,
     )
 
 
-def visibility_backoff(settings: Settings) -> VisibilityBackoff | None:
-    """The failed messages' backoff on ``QUEUE_URL``, or None without one (a bare ``sam local invoke``)."""
+def visibility_backoff(settings: Settings, client: SqsClient | None = None) -> VisibilityBackoff | None:
+    """The failed messages' backoff on ``QUEUE_URL`` (through ``client``, a new SQS client when None), or
+    None without one (a bare ``sam local invoke``)."""
     if not settings.queue_url:
         return None
-    return VisibilityBackoff(cast(VisibilityClient, sqs_client()), settings.queue_url, settings.retry)
+    return VisibilityBackoff(cast(VisibilityClient, client or sqs_client()), settings.queue_url, settings.retry)
 
 
 @cache
