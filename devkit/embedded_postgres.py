@@ -137,10 +137,14 @@ def _server_account() -> _Account | None:
 
 def _base_directory(account: _Account | None) -> Path:
     """Where the run's folder goes: the temporary directory, or ``/tmp`` when that one is too long for a
-    Unix socket path (macOS) or, as root, out of the server's user's reach. No folder's mode is changed."""
+    Unix socket path (macOS) or, as root, out of the server's user's reach or holding a character a shell
+    reads inside double quotes. As root the binaries may be copied into the run's folder, and initdb runs
+    ``"<its folder>/postgres" -V`` through a shell: a ``"``, ``$``, backquote or backslash in that path
+    breaks it. No folder's mode is changed."""
     for candidate in dict.fromkeys((Path(tempfile.gettempdir()), Path("/tmp"))):  # noqa: S108 - a private folder is made in it
         short = len(str(candidate) + _SOCKET_TAIL) <= _SOCKET_PATH_MAX
-        if short and (account is None or account.can_enter(candidate)):
+        usable = account is None or (account.can_enter(candidate) and not set(str(candidate)) & set('"$`\\'))
+        if short and usable:
             return candidate
     raise EmbeddedPostgresFailed(
         f"no temporary directory for the embedded PostgreSQL: TMPDIR ({tempfile.gettempdir()}) is too long for a"
