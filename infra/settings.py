@@ -28,7 +28,7 @@ from typing import Any
 
 from telemetry_adapter.retry_schedule import (
     MAX_VISIBILITY_SECONDS,
-    guaranteed_wait_seconds,
+    guaranteed_retry_span_seconds,
     nominal_delay_seconds,
     receives_for_tolerance,
 )
@@ -400,8 +400,9 @@ def _receives(
     """``maxReceiveCount`` (derived or checked) and the retry figures it comes from.
 
     A message that keeps failing for a transient reason waits ``retry_schedule``'s growing delays
-    between receives; it must not reach the DLQ before the outage tolerance has passed, and it must
-    reach the DLQ before the main queue's retention deletes it.
+    between receives; its last receive must come after the outage tolerance has passed (so an outage
+    that long ends before its last try), and it must reach the DLQ before the main queue's retention
+    deletes it.
     """
     tolerance_hours = _int(raw, "outageToleranceHours", 1, 168)
     base = _int(raw, "retryBaseDelaySeconds", 1, MAX_VISIBILITY_SECONDS)
@@ -411,11 +412,11 @@ def _receives(
     tolerance = tolerance_hours * 3_600
     if given("maxReceiveCount"):
         receives = _int(raw, "maxReceiveCount", 1, SQS_MAX_RECEIVE_COUNT)
-        waited = guaranteed_wait_seconds(receives, base, cap)
-        if waited < tolerance:
+        span = guaranteed_retry_span_seconds(receives, base, cap)
+        if span < tolerance:
             raise ContextError(
-                f"maxReceiveCount ({receives}) dead-letters a failing message after {waited} s of retries, less "
-                f"than outageToleranceHours ({tolerance_hours} h); leave it unset to derive it, or raise it to "
+                f"maxReceiveCount ({receives}) gives a failing message its last try {span} s after its first, "
+                f"less than outageToleranceHours ({tolerance_hours} h); leave it unset to derive it, or raise it to "
                 f"{receives_for_tolerance(tolerance, base, cap, SQS_MAX_RECEIVE_COUNT)}"
             )
     else:

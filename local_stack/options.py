@@ -16,7 +16,11 @@ from devkit.cli_flags import HelpFormatter, integer, number, port, rate
 from local_stack.stack_file import DEFAULT_PATH as DEFAULT_STACK_FILE
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
-from telemetry_adapter.retry_schedule import MAX_VISIBILITY_SECONDS, guaranteed_wait_seconds, receives_for_tolerance
+from telemetry_adapter.retry_schedule import (
+    MAX_VISIBILITY_SECONDS,
+    guaranteed_retry_span_seconds,
+    receives_for_tolerance,
+)
 
 FIXED_AWS_PORT = 4566
 FIXED_DB_PORT = 15432
@@ -260,10 +264,11 @@ def retry_problem(options: Options) -> str | None:
         except ValueError as error:
             return f"--outage-tolerance ({tolerance}): {error}; raise --retry-max-delay"
         return None
-    waited = guaranteed_wait_seconds(options.max_receive_count, base, cap)
-    if waited < tolerance:
+    span = guaranteed_retry_span_seconds(options.max_receive_count, base, cap)
+    if span < tolerance:
         return (
-            f"--max-receive-count ({options.max_receive_count}) dead-letters a failing message after {waited} s of "
-            f"backoff, less than --outage-tolerance ({tolerance} s); leave it out to derive it, or lower the tolerance"
+            f"--max-receive-count ({options.max_receive_count}) gives a failing message its last try {span} s "
+            f"after its first, less than --outage-tolerance ({tolerance} s); leave it out to derive it, or lower "
+            "the tolerance"
         )
     return None

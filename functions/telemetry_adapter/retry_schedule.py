@@ -7,9 +7,11 @@ the processor sets each failed message's visibility to a delay that grows with i
 (exponential, capped, with jitter so that a fleet of failed messages does not return in lock-step).
 
 The same arithmetic sizes the queue at synth time: ``maxReceiveCount`` is the smallest number of
-receives whose guaranteed waits add up to the stack's outage tolerance. The tolerance covers failures
-the handler reports; an invocation that crashes or times out as a whole leaves its messages to the
-queue's visibility timeout (and pages through the ``ProcessorErrors`` alarm).
+receives whose guaranteed waits between the first receive and the last add up to the stack's outage
+tolerance, so a message that failed when an outage began still has a receive after it ended. The
+tolerance covers failures the handler reports; an invocation that crashes or times out as a whole
+leaves its messages to the queue's visibility timeout (and pages through the ``ProcessorErrors``
+alarm).
 """
 
 from __future__ import annotations
@@ -39,26 +41,28 @@ def retry_delay_seconds(
     return half + (rng or random).randint(0, nominal - half)
 
 
-def guaranteed_wait_seconds(max_receive_count: int, base_seconds: int, cap_seconds: int) -> int:
-    """The least time a message that fails on every receive spends before it is dead-lettered.
+def guaranteed_retry_span_seconds(max_receive_count: int, base_seconds: int, cap_seconds: int) -> int:
+    """The least time between a failing message's first receive and its last, ``max_receive_count``-th, one.
 
-    SQS moves a message to the dead-letter queue when it would be received for the
-    ``max_receive_count + 1``-th time, so it waits after each of its ``max_receive_count`` receives.
+    This, not the time until the message reaches the dead-letter queue, is the outage it rides out: a
+    message first received (and failed) when a dependency went down gets its last try after the
+    guaranteed halves of the waits that follow its first ``max_receive_count - 1`` receives. The wait
+    after the last receive only delays the dead-lettering: nothing is tried during it. An outage that
+    is over by the last try costs the message nothing.
     """
-    return sum(nominal_delay_seconds(n, base_seconds, cap_seconds) // 2 for n in range(1, max_receive_count + 1))
+    return sum(nominal_delay_seconds(n, base_seconds, cap_seconds) // 2 for n in range(1, max_receive_count))
 
 
 def receives_for_tolerance(tolerance_seconds: int, base_seconds: int, cap_seconds: int, limit: int = 1_000) -> int:
-    """The smallest ``maxReceiveCount`` whose guaranteed wait covers ``tolerance_seconds``.
+    """The smallest ``maxReceiveCount`` whose guaranteed retry span covers ``tolerance_seconds``.
 
     Raises ValueError when even ``limit`` receives (SQS allows up to 1,000) cannot cover it.
     """
-    total = 0
     for receives in range(1, limit + 1):
-        total += nominal_delay_seconds(receives, base_seconds, cap_seconds) // 2
-        if total >= tolerance_seconds:
+        if guaranteed_retry_span_seconds(receives, base_seconds, cap_seconds) >= tolerance_seconds:
             return receives
+    span = guaranteed_retry_span_seconds(limit, base_seconds, cap_seconds)
     raise ValueError(
-        f"{limit} receives wait at most {total} s with a {base_seconds} s base and a {cap_seconds} s cap, "
+        f"{limit} receives span at most {span} s with a {base_seconds} s base and a {cap_seconds} s cap, "
         f"less than the {tolerance_seconds} s tolerance"
     )

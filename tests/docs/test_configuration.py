@@ -39,6 +39,7 @@ from migrate.handler import roles_from_env
 
 from health.settings import HealthSettings
 from infra.settings import DEFAULTS, STAGES_KEY, ContextError, load_settings
+from local_stack.options import parse_options
 from telemetry_adapter.config import ConfigurationError, Settings
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.observability import tracing_enabled
@@ -367,3 +368,15 @@ def test_context_range_matches_the_code(row: Row) -> None:
         assert row.name in message
     else:
         assert not re.search(r"\d", row.range), f"{row}: write a numeric range as 'low to high'"
+
+
+def test_the_derived_receive_counts_the_docs_quote_are_the_codes() -> None:
+    # The default maxReceiveCount is derived, not a literal the tables above can check: the pages quote
+    # what the CDK app and make run derive with their defaults.
+    pages = {
+        "configuration.md": load_settings({}).max_receive_count,
+        "local-development.md": parse_options([]).receives,
+    }
+    for page, receives in pages.items():
+        quoted = re.findall(r"\((\d+) with the defaults\)", (ROOT / "docs" / page).read_text())
+        assert quoted == [str(receives)], f"docs/{page} quotes {quoted} receives; the code derives {receives}"

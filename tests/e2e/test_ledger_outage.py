@@ -3,7 +3,7 @@ at the queue's visibility timeout would last, and still nothing valid reaches th
 
 Without a backoff, a message failing at every receive would be dead-lettered after ``maxReceiveCount``
 visibility timeouts. With it, each failed message waits a delay that grows with its receive count, so
-the receives span the outage tolerance (from which the run derives ``maxReceiveCount``, as the CDK app
+its receives, first to last, span the outage tolerance (from which the run derives ``maxReceiveCount``, as the CDK app
 does), and every valid submission completes once the ledger is back.
 """
 
@@ -29,13 +29,15 @@ FLAGS = [
     "--devices", "5", "--interval", "0.5", "--duration", "3", "--batch-size", "1",
     "--visibility-timeout", "2", "--function-timeout", "2",
     "--retry-base-delay", "6", "--retry-max-delay", "12", "--outage-tolerance", "15", "--breaker-cooldown", "2",
-    "--ledger-outage", "8", "--ledger-outage-at", "1", "--drain-timeout", "60", "--seed", "7",
+    "--ledger-outage", "9", "--ledger-outage-at", "1", "--drain-timeout", "60", "--seed", "7",
 ]  # fmt: skip
 
 
 def test_the_flags_size_the_queue_as_the_stack_would() -> None:
     options = parse_options(FLAGS)
-    assert options.receives == 3  # backoffs of at least 3, 6 and 6 s cover the 15 s tolerance
+    # The waits of at least 3, 6 and 6 s after the first three receives put the fourth, the last try,
+    # 15 s after the first: the tolerance.
+    assert options.receives == 4
     # The outage outlasts the receives at the visibility timeout; the tolerance covers the outage, one
     # cooldown of the breaker after it, and the lease grace of a batch cut between claim and outcome.
     assert options.receives * options.visibility_timeout < options.ledger_outage

@@ -56,7 +56,8 @@ def test_flags_set_the_run_and_the_environment_does_not(monkeypatch: pytest.Monk
         ["--visibility-timeout", "2", "--function-timeout", "5"],
         ["--batch-size", "10001"],
         ["--retry-base-delay", "10", "--retry-max-delay", "5"],
-        ["--max-receive-count", "3", "--outage-tolerance", "60"],  # 3 receives back off 0 + 1 + 2 s only
+        ["--max-receive-count", "3", "--outage-tolerance", "60"],  # the 3rd receive comes 0 + 1 s after the 1st
+        ["--max-receive-count", "18"],  # 59 s from the first receive to the 18th: one short of the 60 s tolerance
         ["--outage-tolerance", "604800", "--retry-max-delay", "1"],  # 1,000 receives cannot cover a week
         ["--worker", "--ledger-outage", "5"],
     ],
@@ -68,8 +69,9 @@ def test_invalid_settings_are_usage_errors(argv: list[str]) -> None:
 
 
 def test_max_receive_count_is_derived_from_the_tolerance_or_checked_against_it() -> None:
-    assert parse_options([]).receives == 18  # 1 s base, 8 s cap: halves 0, 1, 2, 4, 4, ... reach 60 s
-    assert parse_options(["--outage-tolerance", "10", "--retry-base-delay", "4"]).receives == 3
+    # 1 s base, 8 s cap: the halves 0, 1, 2, 4, 4, ... after the first 18 receives reach 60 s by the 19th
+    assert parse_options([]).receives == 19
+    assert parse_options(["--outage-tolerance", "10", "--retry-base-delay", "4"]).receives == 4  # 2 + 4 + 4
     assert parse_options(["--max-receive-count", "20"]).receives == 20
     assert parse_options(["--retry-base-delay", "3"]).processor_environment() == {
         "RETRY_BASE_DELAY_SECONDS": "3",

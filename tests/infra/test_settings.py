@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.settings import DEFAULT_RUNBOOK_URL, DEFAULTS, ContextError, load_settings
-from telemetry_adapter.retry_schedule import guaranteed_wait_seconds
+from telemetry_adapter.retry_schedule import guaranteed_retry_span_seconds
 from telemetry_adapter.time_budget import DEFAULT_STATEMENT_TIMEOUT_MS, margin_problem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,15 +176,15 @@ def test_max_receive_count_is_derived_from_the_outage_tolerance() -> None:
     settings = load_settings({})
     assert settings.outage_tolerance_hours == 6
     base, cap = settings.retry_base_delay_seconds, settings.retry_max_delay_seconds
-    waited = guaranteed_wait_seconds(settings.max_receive_count, base, cap)
-    assert waited >= 6 * 3600
-    assert guaranteed_wait_seconds(settings.max_receive_count - 1, base, cap) < 6 * 3600
+    assert guaranteed_retry_span_seconds(settings.max_receive_count, base, cap) >= 6 * 3600
+    assert guaranteed_retry_span_seconds(settings.max_receive_count - 1, base, cap) < 6 * 3600
+    assert settings.max_receive_count == 53  # 6 hours of halves (15, 30, 60, ..., 450, 450, ...) before the last try
     longer = load_settings({"outageToleranceHours": 12})
     assert longer.max_receive_count > settings.max_receive_count
 
 
 def test_an_explicit_max_receive_count_must_cover_the_tolerance() -> None:
-    with pytest.raises(ContextError, match=r"maxReceiveCount \(5\) dead-letters a failing message after"):
+    with pytest.raises(ContextError, match=r"maxReceiveCount \(5\) gives a failing message its last try"):
         load_settings({"maxReceiveCount": 5})
     generous = load_settings({"maxReceiveCount": 200})
     assert generous.max_receive_count == 200
