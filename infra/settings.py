@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from telemetry_adapter.retry_schedule import (
-    MAX_VISIBILITY_SECONDS,
+    MAX_BACKOFF_SECONDS,
     guaranteed_retry_span_seconds,
     nominal_delay_seconds,
     receives_for_tolerance,
@@ -255,7 +255,9 @@ def load_settings(context: Callable[[str], Any] | Mapping[str, Any]) -> DeploySe
         raise ContextError(f"timeBudgetMarginMs: {problem} (ledgerStatementTimeoutMs, functionTimeoutSeconds)")
 
     queue_retention = _int(raw, "queueRetentionDays", 1, MAX_QUEUE_RETENTION_DAYS)
-    receives, tolerance_hours, base, cap = _receives(raw, given, queue_retention)
+    receives, tolerance_hours, base, cap = _receives(
+        raw, given, queue_retention, _Receive(window + timeout, visibility)
+    )
     ledger_retention = _ledger_retention(raw, given, queue_retention)
 
     stream_mode = _choice(raw, "streamMode", ("on-demand", "provisioned"))
@@ -394,8 +396,22 @@ def _stage_entries(value: Any) -> dict[str, dict[str, Any]]:
     return entries
 
 
+@dataclass(frozen=True)
+class _Receive:
+    """What one receive of a failing message can cost beyond its backoff."""
+
+    in_flight_seconds: int
+    """The batching window and the invocation: the backoff is set at their end."""
+    visibility_seconds: int
+    """The queue's visibility timeout: how long it stays away when no backoff is set."""
+
+    def longest(self, delay_seconds: int) -> int:
+        """The longest a receive followed by ``delay_seconds`` of backoff keeps the message away."""
+        return max(self.in_flight_seconds + delay_seconds, self.visibility_seconds)
+
+
 def _receives(
-    raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int
+    raw: Callable[[str], Any], given: Callable[[str], bool], queue_retention_days: int, receive: _Receive
 ) -> tuple[int, int, int, int]:
     """``maxReceiveCount`` (derived or checked) and the retry figures it comes from.
 
@@ -405,8 +421,8 @@ def _receives(
     deletes it.
     """
     tolerance_hours = _int(raw, "outageToleranceHours", 1, 168)
-    base = _int(raw, "retryBaseDelaySeconds", 1, MAX_VISIBILITY_SECONDS)
-    cap = _int(raw, "retryMaxDelaySeconds", 1, MAX_VISIBILITY_SECONDS)
+    base = _int(raw, "retryBaseDelaySeconds", 1, MAX_BACKOFF_SECONDS)
+    cap = _int(raw, "retryMaxDelaySeconds", 1, MAX_BACKOFF_SECONDS)
     if cap < base:
         raise ContextError(f"retryMaxDelaySeconds ({cap}) must be at least retryBaseDelaySeconds ({base})")
     tolerance = tolerance_hours * 3_600
@@ -426,7 +442,7 @@ def _receives(
             raise ContextError(
                 f"outageToleranceHours ({tolerance_hours}): {error}; raise retryMaxDelaySeconds"
             ) from None
-    longest = sum(nominal_delay_seconds(n, base, cap) for n in range(1, receives + 1))
+    longest = sum(receive.longest(nominal_delay_seconds(n, base, cap)) for n in range(1, receives + 1))
     if longest >= queue_retention_days * 86_400:
         raise ContextError(
             f"queueRetentionDays ({queue_retention_days}) must outlast the longest retry schedule ({longest} s over "

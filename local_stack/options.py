@@ -17,7 +17,7 @@ from local_stack.stack_file import DEFAULT_PATH as DEFAULT_STACK_FILE
 from telemetry_adapter.config import ConfigurationError
 from telemetry_adapter.ledger.connection import DatabaseSettings
 from telemetry_adapter.retry_schedule import (
-    MAX_VISIBILITY_SECONDS,
+    MAX_BACKOFF_SECONDS,
     guaranteed_retry_span_seconds,
     receives_for_tolerance,
 )
@@ -151,13 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     retries = parser.add_argument_group("retries and circuit breaker (the processor's settings)")
     retries.add_argument(
         "--retry-base-delay",
-        type=integer(1, MAX_VISIBILITY_SECONDS),
+        type=integer(1, MAX_BACKOFF_SECONDS),
         default=defaults.retry_base_delay,
         help="a failed message's first backoff, seconds (RETRY_BASE_DELAY_SECONDS)",
     )
     retries.add_argument(
         "--retry-max-delay",
-        type=integer(1, MAX_VISIBILITY_SECONDS),
+        type=integer(1, MAX_BACKOFF_SECONDS),
         default=defaults.retry_max_delay,
         help="the longest backoff, seconds (RETRY_MAX_DELAY_SECONDS)",
     )

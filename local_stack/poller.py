@@ -8,7 +8,7 @@ with a context whose deadline is the function timeout; delete every message not 
 ``batchItemFailures`` and leave the failures to reappear when their visibility ends (the backoff the
 processor set, or else the visibility timeout). An
 invocation that raises fails its whole batch, as in Lambda. SQS itself (moto 5 implements it on
-receive) moves a message to the DLQ once it has been received ``maxReceiveCount`` times.
+receive) moves a message received ``maxReceiveCount`` times to the DLQ instead of receiving it once more.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from telemetry_adapter.retry_schedule import MAX_VISIBILITY_SECONDS
+from telemetry_adapter.retry_schedule import MAX_BACKOFF_SECONDS
 from telemetry_adapter.time_budget import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     MIN_STATEMENT_TIMEOUT_MS,
@@ -179,8 +179,8 @@ class Settings:
 
 def _retry_settings(source: Mapping[str, str]) -> RetrySettings:
     """The backoff's base and cap, within what SQS accepts as a visibility, the cap at least the base."""
-    base = env_int(source, "RETRY_BASE_DELAY_SECONDS", RetrySettings.base_delay_seconds, 1, MAX_VISIBILITY_SECONDS)
-    cap = env_int(source, "RETRY_MAX_DELAY_SECONDS", RetrySettings.max_delay_seconds, 1, MAX_VISIBILITY_SECONDS)
+    base = env_int(source, "RETRY_BASE_DELAY_SECONDS", RetrySettings.base_delay_seconds, 1, MAX_BACKOFF_SECONDS)
+    cap = env_int(source, "RETRY_MAX_DELAY_SECONDS", RetrySettings.max_delay_seconds, 1, MAX_BACKOFF_SECONDS)
     if cap < base:
         raise ConfigurationError(f"RETRY_MAX_DELAY_SECONDS ({cap}) must be at least RETRY_BASE_DELAY_SECONDS ({base})")
     return RetrySettings(base, cap)

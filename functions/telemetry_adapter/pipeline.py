@@ -49,7 +49,13 @@ from telemetry_adapter.quarantine import QuarantineStore, Rejection
 from telemetry_adapter.records import build_records, processing_timestamp
 from telemetry_adapter.rejections import Reason, Rejected
 from telemetry_adapter.submission import Submission, decode_body, parsed_id, validate_document
-from telemetry_adapter.time_budget import HANDBACK_CALL_TIMEOUT_MS, RECONNECT_FLOOR_MS, response_slack_seconds
+from telemetry_adapter.time_budget import (
+    BACKOFF_CALL_TIMEOUT_MS,
+    HANDBACK_CALL_TIMEOUT_MS,
+    RECONNECT_FLOOR_MS,
+    response_slack_seconds,
+    sqs_call_allowance_seconds,
+)
 
 # Retrying the outcome statement: first pause and longest pause. A retry happens only while a pause, a
 # reconnect and the statement still fit the invocation's budget.
@@ -180,6 +186,17 @@ class BatchPipeline:
         """What a ledger statement may take: the time left, less the slack kept for the response."""
         slack = response_slack_seconds(self.settings.publish.safety_margin_ms)
         return lambda: deadline.remaining() - slack
+
+    @staticmethod
+    def _reserving(budget: Budget, seconds: float) -> Budget:
+        """``budget`` less ``seconds`` kept in hand for what comes after the statement."""
+        return lambda: budget() - seconds
+
+    def _backoff_reserve_seconds(self) -> float:
+        """The time one backoff call needs beyond the response slack (none without a backoff)."""
+        if self.backoff is None:
+            return 0.0
+        return sqs_call_allowance_seconds(BACKOFF_CALL_TIMEOUT_MS, self.settings.publish.safety_margin_ms)
 
     def process(self, records: Sequence[Mapping[str, Any]], deadline: Deadline) -> BatchReport:
         """Process one batch of SQS records within the deadline; never raises for a bad message.
@@ -360,9 +377,16 @@ class BatchPipeline:
 
         A failover or restart of the database usually lasts seconds; retrying inside the safety margin
         saves the whole batch from redelivery (and its finished submissions from being re-sent).
+
+        The retries keep one backoff call in hand (:meth:`_backoff_reserve_seconds`): when they fail,
+        every claimed message of the batch is a failure, and without the time for its backoff each would
+        come back after the visibility timeout, spending receives faster than the outage tolerance
+        counts on. The first attempt may use the whole budget: it is what the safety margin holds.
         """
         progress = {key[0]: claims[key].published + job.sent for key, job in jobs.items()}
-        budget = self._statement_budget(deadline)
+        full = self._statement_budget(deadline)
+        reserve = self._backoff_reserve_seconds()
+        budget = full
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
@@ -387,7 +411,9 @@ class BatchPipeline:
                 break
             except Exception as error:
                 report.ledger_error = error_code(error)
-                # Retry only if, after the pause, a reconnect and the statement still fit the budget.
+                # Retry only if, after the pause, a reconnect and the statement still fit the budget
+                # with the backoff's call kept in hand; the retry itself must leave it untouched.
+                budget = self._reserving(full, reserve)
                 if budget() < delay + RECONNECT_FLOOR_MS / 1000:
                     break
                 logger.warning("ledger outcome failed; retrying", extra={"retry_in_s": delay}, exc_info=True)

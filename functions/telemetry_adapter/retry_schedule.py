@@ -20,12 +20,23 @@ import random
 
 MAX_VISIBILITY_SECONDS = 43_200
 """SQS's longest visibility timeout (12 hours)."""
+LONGEST_BATCHING_WINDOW_SECONDS = 300
+"""The event source mapping's longest ``MaximumBatchingWindowInSeconds``."""
+LONGEST_INVOCATION_SECONDS = 900
+"""Lambda's longest function timeout."""
+MAX_BACKOFF_SECONDS = MAX_VISIBILITY_SECONDS - LONGEST_BATCHING_WINDOW_SECONDS - LONGEST_INVOCATION_SECONDS
+"""The longest backoff the processor asks for (42,000 s).
+
+SQS holds a message's visibility to 12 hours from its receive, counting the time it has already been in
+flight, and rejects a change past that. The backoff is set at the end of the invocation, up to a
+batching window plus a whole invocation after the receive; a longer delay would be refused, and the
+message would come back after the visibility timeout instead, spending a receive early."""
 
 
 def nominal_delay_seconds(receive_count: int, base_seconds: int, cap_seconds: int) -> int:
-    """``min(cap, base * 2 ** (receive_count - 1))``, within what SQS accepts."""
+    """``min(cap, base * 2 ** (receive_count - 1))``, within what SQS accepts (``MAX_BACKOFF_SECONDS``)."""
     exponent = min(max(receive_count, 1) - 1, 32)
-    return int(min(cap_seconds, base_seconds * 2**exponent, MAX_VISIBILITY_SECONDS))
+    return int(min(cap_seconds, base_seconds * 2**exponent, MAX_BACKOFF_SECONDS))
 
 
 def retry_delay_seconds(

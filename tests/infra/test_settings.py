@@ -193,6 +193,11 @@ def test_an_explicit_max_receive_count_must_cover_the_tolerance() -> None:
 def test_the_retry_schedule_must_end_before_the_queue_forgets_the_message() -> None:
     with pytest.raises(ContextError, match="queueRetentionDays \\(1\\) must outlast the longest retry schedule"):
         load_settings({"queueRetentionDays": 1, "outageToleranceHours": 24})
+    # Each receive also holds the message for the batching window and the invocation before its backoff
+    # is set, or for the visibility timeout when none is: 53 receives of a 900 s function outlast a day.
+    load_settings({"queueRetentionDays": 1})
+    with pytest.raises(ContextError, match="queueRetentionDays \\(1\\) must outlast the longest retry schedule"):
+        load_settings({"queueRetentionDays": 1, "functionTimeoutSeconds": 900})
 
 
 def test_dead_letter_age_alarm_leaves_time_before_messages_expire() -> None:

@@ -224,6 +224,57 @@ def test_no_call_without_the_time_to_make_it(queue: tuple[Any, str]) -> None:
     assert backoff.apply(records, [records[0]["messageId"]], enough, 13_000).backed_off == 1
 
 
+class LedgerDownAfterFirstCall:
+    """Kinesis that, as its first call is answered, takes the ledger down: the proxy refuses new
+    connections and the ledger's open one is ended (an outage between the claim and the outcome)."""
+
+    def __init__(self, client: Any, proxy: LatencyProxy, database_url: str) -> None:
+        self.client = client
+        self.proxy = proxy
+        self.database_url = database_url
+
+    def put_records(self, **request: Any) -> Any:
+        response = self.client.put_records(**request)
+        if not self.proxy.refusing:
+            self.proxy.refuse_connections()
+            admin = DatabaseSettings.from_url(self.database_url).connect()
+            try:
+                admin.run(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            finally:
+                admin.close()
+        return response
+
+
+def test_the_outcome_retries_leave_the_failed_messages_time_for_their_backoff(
+    queue: tuple[Any, str], proxy: LatencyProxy, clean_database: str, kinesis: Any
+) -> None:
+    # The stack's margin (15 s): one backoff call needs 3 s beyond the 1 s response slack, more than
+    # the outcome's last retry pause and reconnect (1.5 s). Retried to the slack, the outcome would
+    # leave no time for it, and every message of the batch would come back after the visibility timeout.
+    sqs, queue_url = queue
+    send(sqs, queue_url, 2)
+    records = receive(sqs, queue_url)
+    clock = VirtualClock()
+    publish = PublishSettings(safety_margin_ms=15_000, backoff_base_ms=1, backoff_cap_ms=2, max_attempts=2)
+    settings = Settings(stream_name=STREAM, publish=publish, breaker=BREAKER)
+    recording = RecordingVisibility(sqs)
+    pipeline = BatchPipeline(
+        settings,
+        Ledger(ConnectionProvider(DatabaseSettings.from_url(proxy.url).connect)),
+        OrderedPublisher(LedgerDownAfterFirstCall(kinesis, proxy, clean_database), STREAM, publish),
+        backoff=VisibilityBackoff(recording, queue_url, LONG),
+        sleep=clock.sleep,
+    )
+    response = handle_batch({"Records": records}, LambdaContext(timeout_ms=60_000, clock=clock.now), pipeline)
+    assert len(response["batchItemFailures"]) == 2  # the outcome never landed: both redelivered
+    assert proxy.refused > 5  # the outcome was retried through the outage, for most of the invocation
+    assert [len(entries) for entries in recording.requests] == [2]  # and both got their backoff
+    assert receive(sqs, queue_url) == []
+
+
 def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes_it(
     queue: tuple[Any, str], proxy: LatencyProxy, kinesis: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

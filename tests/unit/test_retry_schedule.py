@@ -7,6 +7,9 @@ import random
 import pytest
 
 from telemetry_adapter.retry_schedule import (
+    LONGEST_BATCHING_WINDOW_SECONDS,
+    LONGEST_INVOCATION_SECONDS,
+    MAX_BACKOFF_SECONDS,
     MAX_VISIBILITY_SECONDS,
     guaranteed_retry_span_seconds,
     nominal_delay_seconds,
@@ -20,7 +23,10 @@ def test_nominal_delay_doubles_per_receive_up_to_the_cap() -> None:
 
 
 def test_nominal_delay_never_exceeds_what_sqs_accepts() -> None:
-    assert nominal_delay_seconds(10_000, 60, 10**9) == MAX_VISIBILITY_SECONDS
+    # SQS counts the time in flight: the backoff, set after a batching window and an invocation at the
+    # longest, must still end within 12 hours of the receive.
+    assert nominal_delay_seconds(10_000, 60, 10**9) == MAX_BACKOFF_SECONDS
+    assert MAX_BACKOFF_SECONDS + LONGEST_BATCHING_WINDOW_SECONDS + LONGEST_INVOCATION_SECONDS <= MAX_VISIBILITY_SECONDS
     assert nominal_delay_seconds(0, 30, 900) == 30  # a missing receive count counts as the first
 
 
