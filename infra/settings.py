@@ -28,6 +28,7 @@ from typing import Any
 
 from telemetry_adapter.retry_schedule import (
     MAX_BACKOFF_SECONDS,
+    MAX_VISIBILITY_SECONDS,
     guaranteed_retry_span_seconds,
     nominal_delay_seconds,
     receives_for_tolerance,
@@ -403,7 +404,8 @@ class _Receive:
     in_flight_seconds: int
     """The batching window and the invocation: the backoff is set at their end."""
     visibility_seconds: int
-    """The queue's visibility timeout: how long it stays away when no backoff is set."""
+    """The queue's visibility timeout: how long it stays away when no backoff is set, and how late a
+    throttled invocation may still start (the event source mapping retries it until then)."""
 
     def longest(self, delay_seconds: int) -> int:
         """The longest a receive followed by ``delay_seconds`` of backoff keeps the message away."""
@@ -425,6 +427,13 @@ def _receives(
     cap = _int(raw, "retryMaxDelaySeconds", 1, MAX_BACKOFF_SECONDS)
     if cap < base:
         raise ContextError(f"retryMaxDelaySeconds ({cap}) must be at least retryBaseDelaySeconds ({base})")
+    in_flight = max(receive.in_flight_seconds, receive.visibility_seconds)
+    if cap + in_flight > MAX_VISIBILITY_SECONDS:
+        raise ContextError(
+            f"retryMaxDelaySeconds ({cap}) plus the longest a message can be in flight before its backoff is set "
+            f"({in_flight} s: visibilityTimeoutSeconds, or maxBatchingWindowSeconds and functionTimeoutSeconds) "
+            f"must stay within the {MAX_VISIBILITY_SECONDS} s SQS allows a message to stay invisible after a receive"
+        )
     tolerance = tolerance_hours * 3_600
     if given("maxReceiveCount"):
         receives = _int(raw, "maxReceiveCount", 1, SQS_MAX_RECEIVE_COUNT)

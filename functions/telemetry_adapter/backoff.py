@@ -10,7 +10,9 @@ message that fails on every receive reaches the dead-letter queue only after the
 tolerance.
 
 One ``ChangeMessageVisibilityBatch`` per ten messages, by receipt handle, on the queue the processor
-reads (``QUEUE_URL``), each call made only when the time left can hold it. It is best effort: a call
+reads (``QUEUE_URL``), made only when the time left can hold one call. Up to ``PARALLEL_CALLS`` calls
+go out together (boto3 clients are thread-safe), so the first hundred failed messages of a batch
+need no more time than ten; each call after those checks the time again. It is best effort: a call
 that fails, or that there is no time for, changes nothing about which messages are acknowledged; the
 message just comes back after the visibility timeout, as it would without a backoff (one log line per
 batch says how many and why). A message handed back (:mod:`telemetry_adapter.handback`) is acknowledged,
@@ -20,7 +22,8 @@ so it is never backed off.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -35,6 +38,8 @@ from telemetry_adapter.wall_clock import WallClockLimit
 
 MAX_ENTRIES_PER_CALL = 10
 """ChangeMessageVisibilityBatch's limit."""
+PARALLEL_CALLS = 10
+"""Calls one batch makes at once: a batch of 100 (the stack's default) in one round."""
 NO_TIME = "NoTimeLeft"
 """The error code of a message whose call the invocation had no time for."""
 
@@ -115,12 +120,29 @@ class VisibilityBackoff:
             targets.append(_Target(str(handle), _receive_count(record)))
         slack = response_slack_seconds(margin_ms)
         allowance = sqs_call_allowance_seconds(BACKOFF_CALL_TIMEOUT_MS, margin_ms)
-        for start in range(0, len(targets), MAX_ENTRIES_PER_CALL):
-            chunk = targets[start : start + MAX_ENTRIES_PER_CALL]
-            if deadline.remaining() - slack < allowance:
-                result.missed(NO_TIME, len(targets) - start)
-                break
-            self._call(chunk, result)
+
+        def time_for_a_call() -> bool:
+            return deadline.remaining() - slack >= allowance
+
+        if targets and not time_for_a_call():
+            result.missed(NO_TIME, len(targets))
+        elif targets:
+            # Entries (and their jitter) are drawn here, in order. The first round of calls goes out
+            # together, on the one check above; a call after those checks the time before it starts.
+            requests = [
+                self._entries(targets[start : start + MAX_ENTRIES_PER_CALL])
+                for start in range(0, len(targets), MAX_ENTRIES_PER_CALL)
+            ]
+            checks = [None if index < PARALLEL_CALLS else time_for_a_call for index in range(len(requests))]
+            if len(requests) == 1:
+                outcomes = [self._send(requests[0])]
+            else:
+                with ThreadPoolExecutor(min(len(requests), PARALLEL_CALLS), thread_name_prefix="backoff") as pool:
+                    outcomes = list(pool.map(self._send, requests, checks))
+            for outcome in outcomes:
+                result.backed_off += outcome.backed_off
+                for code, count in outcome.errors.items():
+                    result.missed(code, count)
         if result.errors:
             logger.warning(
                 "visibility backoff not set for some failed messages; they come back after the visibility timeout",
@@ -128,8 +150,9 @@ class VisibilityBackoff:
             )
         return result
 
-    def _call(self, chunk: Sequence[_Target], result: BackoffResult) -> None:
-        entries = [
+    def _entries(self, chunk: Sequence[_Target]) -> list[dict[str, Any]]:
+        """One ``ChangeMessageVisibilityBatch`` request's entries, each with its delay drawn."""
+        return [
             {
                 "Id": str(index),
                 "ReceiptHandle": target.receipt_handle,
@@ -137,19 +160,28 @@ class VisibilityBackoff:
             }
             for index, target in enumerate(chunk)
         ]
+
+    def _send(self, entries: list[dict[str, Any]], time_left: Callable[[], bool] | None = None) -> BackoffResult:
+        """Make one call, within its wall-clock limit, unless ``time_left`` says there is no time for it;
+        what it changed, never raising."""
+        result = BackoffResult()
+        if time_left is not None and not time_left():
+            result.missed(NO_TIME, len(entries))
+            return result
         try:
             change = partial(self._client.change_message_visibility_batch, QueueUrl=self.queue_url, Entries=entries)
             response = self._limit.call(change, self.call_seconds)
         except Exception as error:  # the whole call failed: none of these messages was changed
-            result.missed(error_code(error), len(chunk))
-            return
+            result.missed(error_code(error), len(entries))
+            return result
         successful = {str(entry.get("Id")) for entry in response.get("Successful", [])}
         failed = {str(entry.get("Id")): str(entry.get("Code", "Failed")) for entry in response.get("Failed", [])}
-        for index in range(len(chunk)):
-            if str(index) in successful and str(index) not in failed:
+        for entry in entries:
+            if entry["Id"] in successful and entry["Id"] not in failed:
                 result.backed_off += 1
             else:
-                result.missed(failed.get(str(index), "NotAcknowledged"))
+                result.missed(failed.get(entry["Id"], "NotAcknowledged"))
+        return result
 
 
 def _receive_count(record: Mapping[str, Any]) -> int:

@@ -190,6 +190,16 @@ def test_an_explicit_max_receive_count_must_cover_the_tolerance() -> None:
     assert generous.max_receive_count == 200
 
 
+def test_the_longest_backoff_must_end_within_twelve_hours_of_the_receive() -> None:
+    # A throttled invocation may start as late as the visibility timeout after the receive, and SQS
+    # refuses a visibility ending more than 12 hours after it.
+    assert load_settings({"retryMaxDelaySeconds": 42_000}).retry_max_delay_seconds == 42_000
+    longer_visibility = {"visibilityTimeoutSeconds": 1_800, "queueRetentionDays": 11}
+    with pytest.raises(ContextError, match=r"retryMaxDelaySeconds \(42000\) plus the longest a message can be"):
+        load_settings({"retryMaxDelaySeconds": 42_000, **longer_visibility})
+    assert load_settings({"retryMaxDelaySeconds": 41_400, **longer_visibility}).retry_max_delay_seconds == 41_400
+
+
 def test_the_retry_schedule_must_end_before_the_queue_forgets_the_message() -> None:
     with pytest.raises(ContextError, match="queueRetentionDays \\(1\\) must outlast the longest retry schedule"):
         load_settings({"queueRetentionDays": 1, "outageToleranceHours": 24})

@@ -180,10 +180,11 @@ def test_the_delay_grows_with_the_receive_count_and_calls_hold_ten_messages(queu
     backoff = VisibilityBackoff(recording, queue_url, retry, rng=random.Random(7))
     result = backoff.apply(records, [r["messageId"] for r in records], Deadline(60_000, 1_000), 1_000)
     assert (result.backed_off, result.failed) == (12, 0)
-    assert [len(entries) for entries in recording.requests] == [10, 2]
+    assert sorted(len(entries) for entries in recording.requests) == [2, 10]  # the two calls went out together
+    delays = {entry["ReceiptHandle"]: entry["VisibilityTimeout"] for entries in recording.requests for entry in entries}
     expected_rng = random.Random(7)
     expected = [retry_delay_seconds(n, 30, 900, expected_rng) for n in range(1, 13)]
-    assert [entry["VisibilityTimeout"] for entries in recording.requests for entry in entries] == expected
+    assert [delays[record["receiptHandle"]] for record in records] == expected  # drawn in the records' order
     assert expected[0] <= 30  # 15 to 30 s after the first receive
     assert expected[-1] >= 450  # at least half the 900 s cap by the 12th
 
@@ -273,6 +274,47 @@ def test_the_outcome_retries_leave_the_failed_messages_time_for_their_backoff(
     assert proxy.refused > 5  # the outcome was retried through the outage, for most of the invocation
     assert [len(entries) for entries in recording.requests] == [2]  # and both got their backoff
     assert receive(sqs, queue_url) == []
+
+
+class SlowVisibility(RecordingVisibility):
+    """The real SQS client, each call taking half a second on the virtual clock."""
+
+    def __init__(self, client: Any, clock: VirtualClock) -> None:
+        super().__init__(client)
+        self.clock = clock
+
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        self.clock.advance(0.5)
+        return super().change_message_visibility_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+
+def test_one_call_s_time_backs_off_a_whole_batch_of_failures(queue: tuple[Any, str]) -> None:
+    # 25 failed messages, three calls, and time left for one: the calls go out together, so all three
+    # are made (one after another, each would have found the time of the one before it spent).
+    sqs, queue_url = queue
+    send(sqs, queue_url, 25)
+    records = [record for _ in range(3) for record in receive(sqs, queue_url, 60)]
+    assert len(records) == 25
+    clock = VirtualClock()
+    slow = SlowVisibility(sqs, clock)
+    backoff = VisibilityBackoff(slow, queue_url, LONG)
+    just_enough = Deadline(4_000, 13_000, clock=clock.now)  # 1 s of response slack + 3 s for one call
+    result = backoff.apply(records, [record["messageId"] for record in records], just_enough, 13_000)
+    assert (result.backed_off, result.errors) == (25, {})
+    assert sorted(len(entries) for entries in slow.requests) == [5, 10, 10]
+    assert receive(sqs, queue_url) == []
+
+
+def test_calls_beyond_the_first_round_check_the_time_again(queue: tuple[Any, str]) -> None:
+    # A batch of 120 failures: ten calls in the first round, on one check; the last two check again.
+    sqs, queue_url = queue
+    records = [sqs_record(fleet.encode({"n": index}), receive_count=1) for index in range(120)]
+    clock = VirtualClock()
+    slow = SlowVisibility(sqs, clock)
+    backoff = VisibilityBackoff(slow, queue_url, LONG)
+    result = backoff.apply(records, [r["messageId"] for r in records], Deadline(4_000, 13_000, clock=clock.now), 13_000)
+    assert result.errors.get(NO_TIME) == 20  # no time left for the two calls after the first round
+    assert len(slow.requests) == 10
 
 
 def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes_it(
