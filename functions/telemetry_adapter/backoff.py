@@ -12,7 +12,9 @@ tolerance.
 One ``ChangeMessageVisibilityBatch`` per ten messages, by receipt handle, on the queue the processor
 reads (``QUEUE_URL``), made only when the time left can hold one call. Up to ``PARALLEL_CALLS`` calls
 go out together (boto3 clients are thread-safe), so the first hundred failed messages of a batch
-need no more time than ten; each call after those checks the time again. It is best effort: a call
+need no more time than one call; each call after those checks the time again. The calls' wall-clock
+limiter holds as many calls, awaited or abandoned, so a hanging endpoint costs at most that many
+threads. It is best effort: a call
 that fails, or that there is no time for, changes nothing about which messages are acknowledged; the
 message just comes back after the visibility timeout, as it would without a backoff (one log line per
 batch says how many and why). A message handed back (:mod:`telemetry_adapter.handback`) is acknowledged,
@@ -88,7 +90,7 @@ class VisibilityBackoff:
         self._client = client
         self.call_seconds = call_seconds
         """Each call's wall-clock limit: past it, the call counts as failed (set late, it is harmless)."""
-        self._limit = WallClockLimit("backoff")
+        self._limit = WallClockLimit("backoff", max_abandoned=PARALLEL_CALLS)
         self.queue_url = queue_url
         self._retry = retry
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -134,11 +136,7 @@ class VisibilityBackoff:
                 for start in range(0, len(targets), MAX_ENTRIES_PER_CALL)
             ]
             checks = [None if index < PARALLEL_CALLS else time_for_a_call for index in range(len(requests))]
-            if len(requests) == 1:
-                outcomes = [self._send(requests[0])]
-            else:
-                with ThreadPoolExecutor(min(len(requests), PARALLEL_CALLS), thread_name_prefix="backoff") as pool:
-                    outcomes = list(pool.map(self._send, requests, checks))
+            outcomes = self._send_all(requests, checks)
             for outcome in outcomes:
                 result.backed_off += outcome.backed_off
                 for code, count in outcome.errors.items():
@@ -149,6 +147,21 @@ class VisibilityBackoff:
                 extra={"backed_off": result.backed_off, "not_backed_off": result.failed, "errors": result.errors},
             )
         return result
+
+    def _send_all(
+        self, requests: list[list[dict[str, Any]]], checks: list[Callable[[], bool] | None]
+    ) -> list[BackoffResult]:
+        """Every request's outcome, the calls made together; never raises (no thread to make them on
+        counts every message as not backed off, though some calls may have been made)."""
+        if len(requests) == 1:
+            return [self._send(requests[0], checks[0])]
+        try:
+            with ThreadPoolExecutor(min(len(requests), PARALLEL_CALLS), thread_name_prefix="backoff") as pool:
+                return list(pool.map(self._send, requests, checks))
+        except Exception as error:
+            unknown = BackoffResult()
+            unknown.missed(error_code(error), sum(len(entries) for entries in requests))
+            return [unknown]
 
     def _entries(self, chunk: Sequence[_Target]) -> list[dict[str, Any]]:
         """One ``ChangeMessageVisibilityBatch`` request's entries, each with its delay drawn."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, cast
 
+from telemetry_adapter.backoff import PARALLEL_CALLS
 from telemetry_adapter.errors import error_code
 from telemetry_adapter.observability import logger
 from telemetry_adapter.time_budget import (
@@ -31,6 +32,9 @@ from telemetry_adapter.time_budget import (
 )
 from telemetry_adapter.wall_clock import WallClockLimit
 
+SQS_POOL_CONNECTIONS = 2 * PARALLEL_CALLS
+"""Connections of the processor's SQS client (botocore keeps 10): the backoff's calls made together,
+with room for the hand-back's and for abandoned calls still holding theirs."""
 MAX_ENTRIES_PER_CALL = 10
 MAX_BYTES_PER_CALL = 1024 * 1024
 """SendMessageBatch's limits: ten messages, 1 MiB (1,048,576 bytes) of payload in all, the SQS maximum
@@ -121,6 +125,7 @@ def sqs_client() -> SqsClient:
         retries={"total_max_attempts": 1},
         connect_timeout=HANDBACK_CONNECT_TIMEOUT_SECONDS,
         read_timeout=HANDBACK_READ_TIMEOUT_SECONDS,
+        max_pool_connections=SQS_POOL_CONNECTIONS,
     )
     return cast(SqsClient, boto3.client("sqs", config=config))
 

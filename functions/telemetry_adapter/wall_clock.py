@@ -9,9 +9,10 @@ callers choose what failed means so that a late success is harmless: a copy hand
 duplicate the ledger suppresses, a visibility set late is the backoff it was meant to be, a quarantine
 object stored late is kept while its messages are redelivered and decided again.
 
-An abandoned call keeps its thread until the SDK gives up. At most ``max_abandoned`` such threads per
-limiter count at a time: with that many still running, a new call is not started but fails at once, so
-a path that keeps trickling costs a bounded number of threads, never one per batch. An abandoned call
+An abandoned call keeps its thread until the SDK gives up. At most ``max_abandoned`` calls per limiter
+count at a time, those awaited and those abandoned alike (calls made together, as the backoff's, take
+one each as they start): with that many, a new call is not started but fails at once, so a path that
+keeps trickling costs a bounded number of threads, never one per batch. An abandoned call
 still running ``write_off_seconds`` after it was abandoned stops counting (its thread runs on until its
 answer ends): a path that trickled and then recovered must not leave the limiter refusing every call
 of a warm environment for as long as the stuck answers take, which for a slow enough trickle is
@@ -80,6 +81,8 @@ class WallClockLimit:
         self._lock = threading.Lock()
         self._abandoned_at: dict[int, float] = {}
         """When each counted abandoned call (by its id) was abandoned."""
+        self._awaited = 0
+        """Calls started whose callers are still waiting for them."""
 
     @property
     def abandoned(self) -> int:
@@ -99,12 +102,21 @@ class WallClockLimit:
         :class:`CallAbandoned` and let it run on, counted, on its daemon thread."""
         with self._lock:
             self._write_off()
-            if len(self._abandoned_at) >= self._max_abandoned:
-                raise CallAbandoned(f"{len(self._abandoned_at)} earlier {self._name} calls still running")
+            if len(self._abandoned_at) + self._awaited >= self._max_abandoned:
+                raise CallAbandoned(
+                    f"{len(self._abandoned_at)} earlier {self._name} calls still running, {self._awaited} awaited"
+                )
+            self._awaited += 1
         running: _Call[T] = _Call(call, self)
-        threading.Thread(target=running.run, name=f"{self._name}-call", daemon=True).start()
+        try:
+            threading.Thread(target=running.run, name=f"{self._name}-call", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._awaited -= 1
+            raise
         running.done.wait(max(seconds, 0.0))
         with self._lock:
+            self._awaited -= 1
             if not running.ended:
                 running.abandoned = True
                 self._abandoned_at[id(running)] = self._clock()

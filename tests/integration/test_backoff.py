@@ -302,19 +302,48 @@ def test_one_call_s_time_backs_off_a_whole_batch_of_failures(queue: tuple[Any, s
     result = backoff.apply(records, [record["messageId"] for record in records], just_enough, 13_000)
     assert (result.backed_off, result.errors) == (25, {})
     assert sorted(len(entries) for entries in slow.requests) == [5, 10, 10]
-    assert receive(sqs, queue_url) == []
+    sent = sorted(entry["ReceiptHandle"] for entries in slow.requests for entry in entries)
+    assert sent == sorted(record["receiptHandle"] for record in records)
 
 
-def test_calls_beyond_the_first_round_check_the_time_again(queue: tuple[Any, str]) -> None:
-    # A batch of 120 failures: ten calls in the first round, on one check; the last two check again.
-    sqs, queue_url = queue
-    records = [sqs_record(fleet.encode({"n": index}), receive_count=1) for index in range(120)]
+class AcceptingVisibility:
+    """An SQS endpoint that accepts every entry, each call taking half a second on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.requests: list[list[dict[str, Any]]] = []
+
+    def change_message_visibility_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+        self.requests.append(Entries)
+        self.clock.advance(0.5)
+        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+
+
+def test_calls_beyond_the_first_round_check_the_time_again() -> None:
+    # A batch of 120 failures: ten calls in the first round, on one check; the last two check again,
+    # and find the time the first round took spent.
+    records = [sqs_record(fleet.encode({"n": index})) for index in range(120)]
     clock = VirtualClock()
-    slow = SlowVisibility(sqs, clock)
-    backoff = VisibilityBackoff(slow, queue_url, LONG)
+    endpoint = AcceptingVisibility(clock)
+    backoff = VisibilityBackoff(endpoint, "https://sqs.example/queue", LONG)
     result = backoff.apply(records, [r["messageId"] for r in records], Deadline(4_000, 13_000, clock=clock.now), 13_000)
-    assert result.errors.get(NO_TIME) == 20  # no time left for the two calls after the first round
-    assert len(slow.requests) == 10
+    assert (result.backed_off, result.errors) == (100, {NO_TIME: 20})
+    assert len(endpoint.requests) == 10
+
+
+def test_no_thread_for_the_calls_fails_them_without_raising(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The processor's answer must go out whatever happens here: a process out of threads counts the
+    # messages as not backed off (they come back after the visibility timeout) instead of raising.
+    class NoThreads:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr("telemetry_adapter.backoff.ThreadPoolExecutor", NoThreads)
+    records = [sqs_record(fleet.encode({"n": index})) for index in range(20)]
+    endpoint = AcceptingVisibility(VirtualClock())
+    backoff = VisibilityBackoff(endpoint, "https://sqs.example/queue", LONG)
+    result = backoff.apply(records, [r["messageId"] for r in records], Deadline(60_000, 13_000), 13_000)
+    assert (result.backed_off, result.errors, endpoint.requests) == (0, {"RuntimeError": 20}, [])
 
 
 def test_a_ledger_outage_opens_the_breaker_and_a_probe_after_the_cooldown_closes_it(

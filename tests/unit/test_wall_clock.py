@@ -31,3 +31,41 @@ def test_calls_still_stuck_after_the_write_off_period_no_longer_refuse_new_ones(
         assert limiter.abandoned == 0
     finally:
         release.set()
+
+
+def test_calls_made_together_share_the_bound() -> None:
+    """Five callers at once on a limiter of two, each call hanging: two start, three are refused at once.
+    Counted only once abandoned, all five would have started (the backoff makes up to ten calls at once)."""
+    limiter = WallClockLimit("test", max_abandoned=2)
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+    refused: list[str] = []
+    answers: list[object] = []
+
+    def hang() -> bool:
+        entered.release()
+        return release.wait(30)
+
+    def caller() -> None:
+        try:
+            answers.append(limiter.call(hang, 30.0))
+        except CallAbandoned as error:
+            refused.append(str(error))
+
+    callers = [threading.Thread(target=caller) for _ in range(5)]
+    try:
+        for thread in callers[:2]:
+            thread.start()
+        assert all(entered.acquire(timeout=10) for _ in range(2))  # both calls are running, awaited
+        for thread in callers[2:]:
+            thread.start()
+            thread.join(10)
+        assert len(refused) == 3
+        assert all("2 awaited" in message for message in refused)
+        assert not entered.acquire(timeout=0.05)  # none of the three started a call
+    finally:
+        release.set()
+        for thread in callers:
+            thread.join(10)
+    assert answers == [True, True]
+    assert limiter.call(lambda: "free again", 5.0) == "free again"
