@@ -384,9 +384,8 @@ class BatchPipeline:
         counts on. The first attempt may use the whole budget: it is what the safety margin holds.
         """
         progress = {key[0]: claims[key].published + job.sent for key, job in jobs.items()}
-        full = self._statement_budget(deadline)
-        reserve = self._backoff_reserve_seconds()
-        budget = full
+        budget = self._statement_budget(deadline)
+        retry_budget = self._reserving(budget, self._backoff_reserve_seconds())
         delay = _OUTCOME_RETRY_FIRST_DELAY
         while True:
             try:
@@ -413,7 +412,7 @@ class BatchPipeline:
                 report.ledger_error = error_code(error)
                 # Retry only if, after the pause, a reconnect and the statement still fit the budget
                 # with the backoff's call kept in hand; the retry itself must leave it untouched.
-                budget = self._reserving(full, reserve)
+                budget = retry_budget
                 if budget() < delay + RECONNECT_FLOOR_MS / 1000:
                     break
                 logger.warning("ledger outcome failed; retrying", extra={"retry_in_s": delay}, exc_info=True)
